@@ -1,0 +1,195 @@
+"""Learns a WordPiece vocab.txt or a SentencePiece model from text.
+
+    python build_vocab.py --input_file=corpus/*.txt --output_file=vocab.txt --vocab_size=30522
+
+    python build_vocab.py --input_file=corpus/*.txt --output_file=spm --vocab_size=30000 \
+        --model_type=sentencepiece   # writes spm.model and spm.vocab; use --spm_model_file=spm.model
+
+WordPiece: words come from the same BasicTokenizer the model will use (so casing and
+punctuation splitting match --do_lower_case), then, starting from single characters (a word's
+first character plain, the rest with the `##` prefix), the most frequent adjacent pair of pieces
+is merged until the vocabulary holds --vocab_size tokens or no pair occurs --min_frequency
+times. The file starts with [PAD] (id 0, which padding relies on), [UNK], [CLS], [SEP], [MASK]
+and --num_unused_tokens `[unusedN]` slots for later special tokens, then the alphabet, then the
+merged pieces in the order they were learned.
+
+SentencePiece: a unigram (or --spm_algorithm=bpe) model whose pieces include [PAD] (id 0),
+[UNK], and [CLS], [SEP], [MASK] as whole symbols.
+"""
+
+import collections
+import glob
+import heapq
+import os
+
+from absl import flags
+from absl import logging
+
+import errors
+import tokenization
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("input_file", None, "Text files to learn from: a comma-separated list of globs.")
+flags.DEFINE_string("output_file", None,
+                    "WordPiece: the vocab.txt to write. SentencePiece: the model prefix (.model and .vocab are added).")
+flags.DEFINE_enum("model_type", "wordpiece", ["wordpiece", "sentencepiece"], "Which kind of vocabulary to learn.")
+flags.DEFINE_integer("vocab_size", 30522, "Number of tokens in the vocabulary, special tokens included.")
+flags.DEFINE_bool("do_lower_case", True, "Lower-case (and strip accents from) the text first.")
+flags.DEFINE_integer("min_frequency", 2, "WordPiece: stop merging when the best pair occurs fewer times than this.")
+flags.DEFINE_integer("num_unused_tokens", 100, "WordPiece: [unusedN] slots reserved after the special tokens.")
+flags.DEFINE_enum("spm_algorithm", "unigram", ["unigram", "bpe"], "SentencePiece: the model's algorithm.")
+
+SPECIAL_TOKENS = ("[PAD]", tokenization.UNKNOWN_TOKEN, "[CLS]", "[SEP]", "[MASK]")
+CONTINUATION_PREFIX = "##"
+
+
+def expand_input_files(patterns):
+    """Comma-separated globs → sorted file paths; InputError when a pattern matches nothing."""
+    paths = []
+    for pattern in filter(None, (p.strip() for p in patterns.split(","))):
+        matched = sorted(glob.glob(pattern))
+        if not matched:
+            raise errors.InputError(f"--input_file: {pattern} matches no file")
+        paths.extend(matched)
+    if not paths:
+        raise errors.InputError("--input_file: no file given")
+    return paths
+
+
+def count_words(paths, basic_tokenizer):
+    """{word: occurrences} over every line of `paths`, words as basic_tokenizer splits them."""
+    counts = collections.Counter()
+    for path in paths:
+        for line in tokenization.read_text_lines(path):
+            counts.update(basic_tokenizer.tokenize(line))
+    return counts
+
+
+def learn_wordpiece_vocab(word_counts, vocab_size, min_frequency=2, reserved_tokens=SPECIAL_TOKENS):
+    """Learns WordPiece tokens by merging the most frequent adjacent pieces.
+
+    Args:
+      word_counts: {word: occurrences}.
+      vocab_size: merging stops once the list holds this many tokens; the reserved tokens and the
+        whole alphabet are always kept, so a tiny size can be exceeded.
+      min_frequency: merging stops when the best pair occurs fewer times than this.
+      reserved_tokens: tokens placed first, in order.
+
+    Returns:
+      list of tokens: reserved tokens, the alphabet (sorted), then merges in the order learned.
+    """
+    words = [(word, count) for word, count in sorted(word_counts.items())]
+    pieces_of_word = [[w[0]] + [CONTINUATION_PREFIX + c for c in w[1:]] for w, _ in words]
+    alphabet = sorted({piece for pieces in pieces_of_word for piece in pieces} - set(reserved_tokens))
+    vocab = list(reserved_tokens) + alphabet
+    known = set(vocab)
+
+    pair_counts = collections.Counter()
+    words_with_pair = collections.defaultdict(set)
+    for index, pieces in enumerate(pieces_of_word):
+        for pair in zip(pieces, pieces[1:]):
+            pair_counts[pair] += words[index][1]
+            words_with_pair[pair].add(index)
+    # Max-heap by count with lazy deletion: stale entries are skipped when popped. Ties go to the
+    # smaller pair, so the result does not depend on hash order.
+    heap = [(-count, pair) for pair, count in pair_counts.items()]
+    heapq.heapify(heap)
+
+    while len(vocab) < vocab_size and heap:
+        negative_count, pair = heapq.heappop(heap)
+        if pair_counts.get(pair, 0) != -negative_count:
+            continue
+        if -negative_count < min_frequency:
+            break
+        merged = pair[0] + pair[1][len(CONTINUATION_PREFIX):]
+        if merged not in known:
+            vocab.append(merged)
+            known.add(merged)
+        changed_pairs = set()
+        for index in words_with_pair.pop(pair):
+            pieces, count = pieces_of_word[index], words[index][1]
+            for old_pair in zip(pieces, pieces[1:]):
+                pair_counts[old_pair] -= count
+                changed_pairs.add(old_pair)
+            merged_pieces, position = [], 0
+            while position < len(pieces):
+                if position + 1 < len(pieces) and (pieces[position], pieces[position + 1]) == pair:
+                    merged_pieces.append(merged)
+                    position += 2
+                else:
+                    merged_pieces.append(pieces[position])
+                    position += 1
+            pieces_of_word[index] = merged_pieces
+            for new_pair in zip(merged_pieces, merged_pieces[1:]):
+                pair_counts[new_pair] += count
+                words_with_pair[new_pair].add(index)
+                changed_pairs.add(new_pair)
+        for changed in changed_pairs:
+            if pair_counts[changed] > 0:
+                heapq.heappush(heap, (-pair_counts[changed], changed))
+            else:
+                pair_counts.pop(changed, None)
+    return vocab
+
+
+def write_lines_atomically(path, lines):
+    """Writes `lines` to `path` through a temporary name, so a reader never sees half a file."""
+    temporary = f"{path}.tmp-{os.getpid()}"
+    try:
+        with open(temporary, "w", encoding="utf-8") as writer:
+            writer.writelines(f"{line}\n" for line in lines)
+        os.replace(temporary, path)
+    except OSError as error:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise errors.InputError(f"--output_file: cannot write {path} ({error.strerror})") from None
+
+
+def train_sentencepiece(paths, model_prefix, vocab_size, do_lower_case, algorithm):
+    """Trains a SentencePiece model to `model_prefix`.model / .vocab, renamed into place when done."""
+    import sentencepiece
+
+    temporary_prefix = f"{model_prefix}.tmp-{os.getpid()}"
+    try:
+        sentencepiece.SentencePieceTrainer.Train(
+            input=paths, model_prefix=temporary_prefix, vocab_size=vocab_size, model_type=algorithm,
+            pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, pad_piece="[PAD]", unk_piece=tokenization.UNKNOWN_TOKEN,
+            user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"],
+            normalization_rule_name="nmt_nfkc_cf" if do_lower_case else "nmt_nfkc",
+            input_sentence_size=10_000_000, shuffle_input_sentence=True, minloglevel=2)
+    except RuntimeError as error:
+        raise errors.InputError(f"--input_file: SentencePiece training failed ({str(error).splitlines()[0]})") from None
+    for suffix in (".model", ".vocab"):
+        os.replace(temporary_prefix + suffix, model_prefix + suffix)
+
+
+def main(argv):
+    del argv
+    for name in ("input_file", "output_file"):
+        if not getattr(FLAGS, name):
+            raise errors.InputError(f"--{name} is required")
+    if FLAGS.vocab_size <= len(SPECIAL_TOKENS):
+        raise errors.InputError(f"--vocab_size={FLAGS.vocab_size} leaves no room beside the special tokens")
+    output_dir = os.path.dirname(os.path.abspath(FLAGS.output_file))
+    if not os.path.isdir(output_dir):
+        raise errors.InputError(f"--output_file: directory {output_dir} does not exist")
+    paths = expand_input_files(FLAGS.input_file)
+    logging.info("Learning a %s vocabulary of %d from %d files", FLAGS.model_type, FLAGS.vocab_size, len(paths))
+
+    if FLAGS.model_type == "sentencepiece":
+        train_sentencepiece(paths, FLAGS.output_file, FLAGS.vocab_size, FLAGS.do_lower_case, FLAGS.spm_algorithm)
+        logging.info("Wrote %s.model and %s.vocab", FLAGS.output_file, FLAGS.output_file)
+        return
+
+    word_counts = count_words(paths, tokenization.BasicTokenizer(do_lower_case=FLAGS.do_lower_case))
+    if not word_counts:
+        raise errors.InputError(f"--input_file: {FLAGS.input_file} holds no text")
+    unused = tuple(f"[unused{i}]" for i in range(FLAGS.num_unused_tokens))
+    vocab = learn_wordpiece_vocab(word_counts, FLAGS.vocab_size, FLAGS.min_frequency, SPECIAL_TOKENS + unused)
+    write_lines_atomically(FLAGS.output_file, vocab)
+    logging.info("Wrote %d tokens (%d distinct words seen) to %s", len(vocab), len(word_counts), FLAGS.output_file)
+
+
+if __name__ == "__main__":
+    errors.run_script(main)
