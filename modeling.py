@@ -1,0 +1,523 @@
+"""BERT in TensorFlow 2: the config, the encoder, its heads, and the reference checkpoint format.
+
+    config = modeling.BertConfig.from_json_file("bert_config.json")
+    model = modeling.BertModel(config)
+    outputs = model(input_ids, input_mask, token_type_ids, training=False)
+    modeling.load_checkpoint("uncased_L-12_H-768_A-12/bert_model.ckpt", modeling.variables_by_name(model))
+
+The encoder is the reference's post-LayerNorm Transformer exactly. Every variable is created
+under its reference checkpoint name (`bert/encoder/layer_3/attention/self/query/kernel`), so the
+name of a variable is its key in a checkpoint and points at the class that owns it.
+
+Shapes: B batch, S (F/T: from/to) sequence length, H hidden size, N heads, D head size (H / N),
+I intermediate size, V vocabulary size, P predictions per sequence, L labels.
+
+Precision: variables are always float32. `compute_dtype` (float32, bfloat16 or float16) is the
+dtype of the matrix multiplications; embeddings sums, LayerNorm, softmax and every head's
+logits are float32.
+
+Activations: "gelu" is the exact erf form, 0.5·x·(1 + erf(x/√2)), which the released
+checkpoints were trained with and Hugging Face computes; the reference code today computes the
+tanh approximation, available as "gelu_tanh" (aliases "gelu_new", "gelu_pytorch_tanh"). The two
+differ by at most about 1e-3 per activation.
+
+Embedding lookup: a gather on CPU and GPU, where it reads only the B·S rows it needs;
+`use_one_hot_embeddings=True` (what the engine sets on TPU, as the reference did) multiplies a
+one-hot [B·S, V] matrix instead, because the TPU's matrix unit makes that cheap while gathers
+and their scatter-add gradients are slow there. Both give identical values.
+"""
+
+import collections
+import json
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from errors import InputError
+
+LAYER_NORM_EPSILON = 1e-12
+# Added to the attention scores of padding keys: exp(-10000) is 0 in float32.
+ATTENTION_MASK_PENALTY = -10000.0
+# The reference's classifier and SQuAD fine-tuning drop 10% of the pooled output, whatever the config says.
+CLASSIFIER_DROPOUT_PROB = 0.1
+
+
+def gelu(x):
+    """Exact GELU: x·Φ(x), Φ the standard normal CDF."""
+    return 0.5 * x * (1.0 + tf.math.erf(x / tf.cast(math.sqrt(2.0), x.dtype)))
+
+
+def gelu_tanh(x):
+    """GELU's tanh approximation (Hendrycks & Gimpel), what the reference code computes."""
+    return 0.5 * x * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * tf.pow(x, 3))))
+
+
+ACTIVATIONS = {
+    "gelu": gelu,
+    "gelu_tanh": gelu_tanh,
+    "gelu_new": gelu_tanh,
+    "gelu_pytorch_tanh": gelu_tanh,
+    "relu": tf.nn.relu,
+    "tanh": tf.tanh,
+    "linear": tf.identity,
+}
+
+
+class BertConfig:
+    """The hyperparameters of bert_config.json, by the reference's names and defaults.
+
+    Keys the reference does not know (`directionality`, `pooler_fc_size`, ... in the Chinese and
+    multilingual configs) are kept as attributes and written back out.
+    """
+
+    def __init__(self, vocab_size, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                 intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+                 max_position_embeddings=512, type_vocab_size=16, initializer_range=0.02, **extra_keys):
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.num_attention_heads = num_attention_heads
+        self.intermediate_size = intermediate_size
+        self.hidden_act = hidden_act
+        self.hidden_dropout_prob = hidden_dropout_prob
+        self.attention_probs_dropout_prob = attention_probs_dropout_prob
+        self.max_position_embeddings = max_position_embeddings
+        self.type_vocab_size = type_vocab_size
+        self.initializer_range = initializer_range
+        self.__dict__.update(extra_keys)
+        self._validate()
+
+    def _validate(self):
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                     "max_position_embeddings", "type_vocab_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise InputError(f"bert config: {name} must be a positive integer, got {value!r}")
+        if self.hidden_size % self.num_attention_heads:
+            raise InputError(f"bert config: hidden_size {self.hidden_size} is not a multiple of "
+                             f"num_attention_heads {self.num_attention_heads}")
+        if self.hidden_act not in ACTIVATIONS:
+            raise InputError(f"bert config: hidden_act {self.hidden_act!r} is not one of {sorted(ACTIVATIONS)}")
+
+    @classmethod
+    def from_dict(cls, json_object):
+        if "vocab_size" not in json_object:
+            raise InputError("bert config: vocab_size is missing")
+        return cls(**json_object)
+
+    @classmethod
+    def from_json_file(cls, json_file):
+        try:
+            with open(json_file, encoding="utf-8") as reader:
+                json_object = json.load(reader)
+        except OSError as error:
+            raise InputError(f"bert config {json_file}: cannot be read ({error.strerror})") from None
+        except json.JSONDecodeError as error:
+            raise InputError(f"bert config {json_file}: not valid JSON ({error})") from None
+        try:
+            return cls.from_dict(json_object)
+        except InputError as error:
+            raise InputError(f"{json_file}: {error}") from None
+
+    def to_dict(self):
+        return dict(self.__dict__)
+
+    def to_json_string(self):
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    @property
+    def head_size(self):
+        return self.hidden_size // self.num_attention_heads
+
+
+def _truncated_normal(shape, stddev):
+    """The reference's initializer: a normal re-drawn beyond two standard deviations."""
+    return tf.random.truncated_normal(shape, stddev=stddev)
+
+
+def _dropout(x, rate, training):
+    if not training or rate == 0.0:
+        return x
+    return tf.nn.dropout(x, rate=rate)
+
+
+class Dense(tf.Module):
+    """y = activation(x·kernel + bias), kernel [in, out] as the reference's dense layers.
+
+    x: [..., in] in the compute dtype → [..., out] in the same dtype.
+    """
+
+    def __init__(self, scope, input_size, output_size, initializer_range, activation=None):
+        super().__init__()
+        self.kernel = tf.Variable(_truncated_normal([input_size, output_size], initializer_range), name=f"{scope}/kernel")
+        self.bias = tf.Variable(tf.zeros([output_size]), name=f"{scope}/bias")
+        self.activation = activation
+
+    def __call__(self, x):
+        y = tf.matmul(x, tf.cast(self.kernel, x.dtype)) + tf.cast(self.bias, x.dtype)
+        return self.activation(y) if self.activation else y
+
+
+class LayerNorm(tf.Module):
+    """Normalises the last axis in float32 (epsilon 1e-12); returns the input's dtype."""
+
+    def __init__(self, scope, size):
+        super().__init__()
+        self.gamma = tf.Variable(tf.ones([size]), name=f"{scope}/gamma")
+        self.beta = tf.Variable(tf.zeros([size]), name=f"{scope}/beta")
+
+    def __call__(self, x):
+        x32 = tf.cast(x, tf.float32)
+        mean, variance = tf.nn.moments(x32, axes=[-1], keepdims=True)
+        y = (x32 - mean) * tf.math.rsqrt(variance + LAYER_NORM_EPSILON) * self.gamma + self.beta
+        return tf.cast(y, x.dtype)
+
+
+class BertEmbeddings(tf.Module):
+    """`bert/embeddings`: word + token type + learned absolute position embeddings, LayerNorm, dropout."""
+
+    def __init__(self, config, use_one_hot_embeddings=False):
+        super().__init__()
+        scope = "bert/embeddings"
+        hidden, stddev = config.hidden_size, config.initializer_range
+        self.word_embeddings = tf.Variable(
+            _truncated_normal([config.vocab_size, hidden], stddev), name=f"{scope}/word_embeddings")
+        self.token_type_embeddings = tf.Variable(
+            _truncated_normal([config.type_vocab_size, hidden], stddev), name=f"{scope}/token_type_embeddings")
+        self.position_embeddings = tf.Variable(
+            _truncated_normal([config.max_position_embeddings, hidden], stddev), name=f"{scope}/position_embeddings")
+        self.layer_norm = LayerNorm(f"{scope}/LayerNorm", hidden)
+        self.dropout_prob = config.hidden_dropout_prob
+        self.use_one_hot_embeddings = use_one_hot_embeddings
+
+    def _lookup(self, table, ids):
+        """table [V, H], ids int [B, S] → float32 [B, S, H]."""
+        if not self.use_one_hot_embeddings:
+            return tf.gather(table, ids)
+        one_hot = tf.one_hot(ids, depth=tf.shape(table)[0], dtype=table.dtype)  # [B, S, V]
+        return tf.einsum("bsv,vh->bsh", one_hot, table)
+
+    def __call__(self, input_ids, token_type_ids, training):
+        """input_ids, token_type_ids: int [B, S] → float32 [B, S, H]."""
+        seq_length = input_ids.shape[1]
+        embeddings = (self._lookup(self.word_embeddings, input_ids)
+                      + self._lookup(self.token_type_embeddings, token_type_ids)
+                      + self.position_embeddings[tf.newaxis, :seq_length, :])
+        return _dropout(self.layer_norm(embeddings), self.dropout_prob, training)
+
+
+class BertSelfAttention(tf.Module):
+    """`layer_N/attention/self`: scaled dot-product attention with separate query, key and value."""
+
+    def __init__(self, config, scope):
+        super().__init__()
+        hidden, stddev = config.hidden_size, config.initializer_range
+        self.query = Dense(f"{scope}/query", hidden, hidden, stddev)
+        self.key = Dense(f"{scope}/key", hidden, hidden, stddev)
+        self.value = Dense(f"{scope}/value", hidden, hidden, stddev)
+        self.num_heads = config.num_attention_heads
+        self.head_size = config.head_size
+        self.dropout_prob = config.attention_probs_dropout_prob
+
+    def __call__(self, hidden_states, mask_penalty, batch_size, seq_length, training):
+        """hidden_states [B·S, H]; mask_penalty float32 [B, 1, 1, T] → context [B·S, H]."""
+        def split_heads(x):  # [B·S, H] → [B, N, S, D]
+            return tf.transpose(tf.reshape(x, [batch_size, seq_length, self.num_heads, self.head_size]), [0, 2, 1, 3])
+
+        query = split_heads(self.query(hidden_states))
+        key = split_heads(self.key(hidden_states))
+        value = split_heads(self.value(hidden_states))
+        scores = tf.matmul(query, key, transpose_b=True)  # [B, N, F, T]
+        scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(self.head_size)) + mask_penalty
+        probs = _dropout(tf.nn.softmax(scores), self.dropout_prob, training)  # [B, N, F, T]
+        context = tf.matmul(tf.cast(probs, value.dtype), value)  # [B, N, F, D]
+        context = tf.transpose(context, [0, 2, 1, 3])  # [B, F, N, D]
+        return tf.reshape(context, [batch_size * seq_length, self.num_heads * self.head_size])
+
+
+class BertResidualOutput(tf.Module):
+    """`attention/output` and `output`: dense, dropout, residual add, LayerNorm."""
+
+    def __init__(self, config, scope, input_size):
+        super().__init__()
+        self.dense = Dense(f"{scope}/dense", input_size, config.hidden_size, config.initializer_range)
+        self.layer_norm = LayerNorm(f"{scope}/LayerNorm", config.hidden_size)
+        self.dropout_prob = config.hidden_dropout_prob
+
+    def __call__(self, x, residual, training):
+        """x [B·S, input_size], residual [B·S, H] → [B·S, H]."""
+        return self.layer_norm(_dropout(self.dense(x), self.dropout_prob, training) + residual)
+
+
+class BertLayer(tf.Module):
+    """`bert/encoder/layer_N`: self-attention, its output, intermediate, output."""
+
+    def __init__(self, config, index):
+        super().__init__()
+        scope = f"bert/encoder/layer_{index}"
+        self.attention_self = BertSelfAttention(config, f"{scope}/attention/self")
+        self.attention_output = BertResidualOutput(config, f"{scope}/attention/output", config.hidden_size)
+        self.intermediate = Dense(f"{scope}/intermediate/dense", config.hidden_size, config.intermediate_size,
+                                  config.initializer_range, activation=ACTIVATIONS[config.hidden_act])
+        self.output = BertResidualOutput(config, f"{scope}/output", config.intermediate_size)
+
+    def __call__(self, hidden_states, mask_penalty, batch_size, seq_length, training):
+        """hidden_states [B·S, H] → [B·S, H]."""
+        context = self.attention_self(hidden_states, mask_penalty, batch_size, seq_length, training)
+        attention_output = self.attention_output(context, hidden_states, training)
+        return self.output(self.intermediate(attention_output), attention_output, training)
+
+
+class BertPooler(tf.Module):
+    """`bert/pooler`: tanh dense on the first token."""
+
+    def __init__(self, config):
+        super().__init__()
+        self.dense = Dense("bert/pooler/dense", config.hidden_size, config.hidden_size, config.initializer_range,
+                           activation=tf.tanh)
+
+    def __call__(self, sequence_output):
+        """sequence_output [B, S, H] → [B, H]."""
+        return self.dense(sequence_output[:, 0, :])
+
+
+BertModelOutputs = collections.namedtuple(
+    "BertModelOutputs", ["sequence_output", "pooled_output", "all_encoder_layers", "embedding_output"])
+
+
+class BertModel(tf.Module):
+    """The BERT encoder under `bert/`.
+
+    Args:
+      config: BertConfig.
+      compute_dtype: tf.float32, tf.bfloat16 or tf.float16 for the matrix multiplications.
+      use_one_hot_embeddings: embedding lookup as a one-hot matmul (TPU) rather than a gather.
+    """
+
+    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False):
+        super().__init__()
+        self.config = config
+        self.compute_dtype = tf.as_dtype(compute_dtype)
+        self.embeddings = BertEmbeddings(config, use_one_hot_embeddings)
+        self.layers = [BertLayer(config, index) for index in range(config.num_hidden_layers)]
+        self.pooler = BertPooler(config)
+
+    @property
+    def embedding_table(self):
+        """float32 [V, H]: the word embeddings, which the masked-LM head shares."""
+        return self.embeddings.word_embeddings
+
+    def _check_inputs(self, input_ids, input_mask, token_type_ids):
+        for name, tensor in (("input_ids", input_ids), ("input_mask", input_mask), ("token_type_ids", token_type_ids)):
+            if tensor.shape.rank != 2:
+                raise InputError(f"{name} must be [batch, seq], got shape {tensor.shape}")
+            if tensor.shape != input_ids.shape:
+                raise InputError(f"{name} has shape {tensor.shape}, input_ids {input_ids.shape}")
+        seq_length = input_ids.shape[1]
+        if seq_length is None:
+            raise InputError("the sequence length must be static (pad every batch to max_seq_length)")
+        if seq_length > self.config.max_position_embeddings:
+            raise InputError(f"sequence length {seq_length} exceeds max_position_embeddings "
+                             f"{self.config.max_position_embeddings} of the bert config")
+
+    def __call__(self, input_ids, input_mask=None, token_type_ids=None, training=False):
+        """input_ids, input_mask (default all ones), token_type_ids (default zeros): int [B, S].
+
+        Returns BertModelOutputs: sequence_output [B, S, H], pooled_output [B, H], all_encoder_layers
+        (one [B, S, H] per layer), embedding_output [B, S, H]; all in the compute dtype.
+        """
+        input_ids = tf.convert_to_tensor(input_ids)
+        input_mask = tf.ones_like(input_ids) if input_mask is None else tf.convert_to_tensor(input_mask)
+        token_type_ids = tf.zeros_like(input_ids) if token_type_ids is None else tf.convert_to_tensor(token_type_ids)
+        self._check_inputs(input_ids, input_mask, token_type_ids)
+        batch_size, seq_length = tf.shape(input_ids)[0], input_ids.shape[1]
+        hidden = self.config.hidden_size
+
+        embedding_output = tf.cast(self.embeddings(input_ids, token_type_ids, training), self.compute_dtype)
+        # Padding keys get a large negative score: [B, 1, 1, T].
+        mask_penalty = (1.0 - tf.cast(input_mask[:, tf.newaxis, tf.newaxis, :], tf.float32)) * ATTENTION_MASK_PENALTY
+        # Layers work on [B·S, H] so that every dense layer is one plain matmul.
+        hidden_states = tf.reshape(embedding_output, [-1, hidden])
+        all_encoder_layers = []
+        for layer in self.layers:
+            hidden_states = layer(hidden_states, mask_penalty, batch_size, seq_length, training)
+            all_encoder_layers.append(tf.reshape(hidden_states, [batch_size, seq_length, hidden]))
+        sequence_output = all_encoder_layers[-1]
+        return BertModelOutputs(sequence_output, self.pooler(sequence_output), all_encoder_layers, embedding_output)
+
+
+def gather_positions(sequence, positions):
+    """sequence [B, S, H], positions int [B, P] → [B, P, H]: the vectors at those positions."""
+    return tf.gather(sequence, tf.cast(positions, tf.int32), batch_dims=1)
+
+
+class MaskedLMHead(tf.Module):
+    """`cls/predictions`: transform dense + LayerNorm, then the tied word embeddings and a bias."""
+
+    def __init__(self, config, embedding_table):
+        super().__init__()
+        scope = "cls/predictions"
+        self.transform = Dense(f"{scope}/transform/dense", config.hidden_size, config.hidden_size,
+                               config.initializer_range, activation=ACTIVATIONS[config.hidden_act])
+        self.layer_norm = LayerNorm(f"{scope}/transform/LayerNorm", config.hidden_size)
+        self.output_bias = tf.Variable(tf.zeros([config.vocab_size]), name=f"{scope}/output_bias")
+        self.embedding_table = embedding_table
+
+    def __call__(self, sequence_output, masked_lm_positions):
+        """sequence_output [B, S, H], masked_lm_positions int [B, P] → float32 logits [B, P, V]."""
+        hidden = self.layer_norm(self.transform(gather_positions(sequence_output, masked_lm_positions)))
+        logits = tf.matmul(hidden, tf.cast(self.embedding_table, hidden.dtype), transpose_b=True)
+        return tf.cast(logits, tf.float32) + self.output_bias
+
+
+class OutputWeightsHead(tf.Module):
+    """logits = x·output_weightsᵀ + output_bias, output_weights [L, H] as the reference stores them.
+
+    Serves next-sentence (`cls/seq_relationship`, L 2), the classifier (root scope, L labels) and
+    SQuAD (`cls/squad`, L 2 for start and end).
+    """
+
+    def __init__(self, config, scope, num_outputs):
+        super().__init__()
+        prefix = f"{scope}/" if scope else ""
+        self.output_weights = tf.Variable(
+            _truncated_normal([num_outputs, config.hidden_size], config.initializer_range),
+            name=f"{prefix}output_weights")
+        self.output_bias = tf.Variable(tf.zeros([num_outputs]), name=f"{prefix}output_bias")
+
+    def __call__(self, x):
+        """x [..., H] → float32 [..., L]."""
+        logits = tf.matmul(x, tf.cast(self.output_weights, x.dtype), transpose_b=True)
+        return tf.cast(logits, tf.float32) + self.output_bias
+
+
+def next_sentence_head(config):
+    """`cls/seq_relationship`: pooled output [B, H] → logits [B, 2] (1 = random next sentence)."""
+    return OutputWeightsHead(config, "cls/seq_relationship", 2)
+
+
+class BertPretrainingModel(tf.Module):
+    """The encoder with the masked-LM and next-sentence heads (Hugging Face's BertForPreTraining)."""
+
+    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False):
+        super().__init__()
+        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
+        self.masked_lm = MaskedLMHead(config, self.bert.embedding_table)
+        self.next_sentence = next_sentence_head(config)
+
+    def __call__(self, input_ids, input_mask, token_type_ids, masked_lm_positions, training=False):
+        """int [B, S] inputs, masked_lm_positions int [B, P] → (MLM logits [B, P, V], NSP logits [B, 2])."""
+        outputs = self.bert(input_ids, input_mask, token_type_ids, training)
+        return self.masked_lm(outputs.sequence_output, masked_lm_positions), self.next_sentence(outputs.pooled_output)
+
+
+class BertClassifierModel(tf.Module):
+    """The encoder with the reference classifier: dropout 0.1 on the pooled output, `output_weights` [L, H]."""
+
+    def __init__(self, config, num_labels, compute_dtype=tf.float32, use_one_hot_embeddings=False):
+        super().__init__()
+        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
+        self.classifier = OutputWeightsHead(config, "", num_labels)
+
+    def __call__(self, input_ids, input_mask, token_type_ids, training=False):
+        """int [B, S] inputs → float32 logits [B, L]."""
+        pooled = self.bert(input_ids, input_mask, token_type_ids, training).pooled_output
+        return self.classifier(_dropout(pooled, CLASSIFIER_DROPOUT_PROB, training))
+
+
+class BertSquadModel(tf.Module):
+    """The encoder with the SQuAD span head `cls/squad` on every token."""
+
+    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False):
+        super().__init__()
+        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
+        self.span = OutputWeightsHead(config, "cls/squad", 2)
+
+    def __call__(self, input_ids, input_mask, token_type_ids, training=False):
+        """int [B, S] inputs → (start logits [B, S], end logits [B, S]), float32."""
+        logits = self.span(self.bert(input_ids, input_mask, token_type_ids, training).sequence_output)  # [B, S, 2]
+        return logits[:, :, 0], logits[:, :, 1]
+
+
+# The reference checkpoint format: a TensorFlow V2 bundle keyed by variable name.
+
+OPTIMIZER_SLOT_SUFFIXES = ("/adam_m", "/adam_v")
+GLOBAL_STEP_NAME = "global_step"
+
+
+def variables_by_name(module):
+    """{reference checkpoint name: variable} for every variable of `module`."""
+    return {variable.name.split(":")[0]: variable for variable in module.variables}
+
+
+def is_training_state(name):
+    """True for optimizer slots and global_step, which warm-starting ignores."""
+    return name == GLOBAL_STEP_NAME or name.endswith(OPTIMIZER_SLOT_SUFFIXES)
+
+
+def resolve_checkpoint(path):
+    """A checkpoint prefix from a prefix or a directory holding a `checkpoint` file; InputError if none."""
+    if os.path.isdir(path):
+        latest = tf.train.latest_checkpoint(path)
+        if latest is None:
+            raise InputError(f"checkpoint {path}: the directory holds no checkpoint")
+        return latest
+    if not tf.io.gfile.exists(path + ".index"):
+        raise InputError(f"checkpoint {path}: no such checkpoint ({path}.index is missing)")
+    return path
+
+
+LoadReport = collections.namedtuple("LoadReport", ["loaded", "missing", "unused"])
+
+
+def load_checkpoint(path, variables, allow_missing=False):
+    """Assigns each variable its value from a reference-format checkpoint.
+
+    Args:
+      path: a checkpoint prefix (`.../bert_model.ckpt`) or a directory with a `checkpoint` file.
+      variables: {reference name: variable}, as variables_by_name gives.
+      allow_missing: when False, a variable absent from the checkpoint is an InputError.
+
+    Returns:
+      LoadReport: names loaded, model variables not in the checkpoint, and checkpoint variables
+      left unused (optimizer slots and global_step not counted).
+    """
+    prefix = resolve_checkpoint(path)
+    reader = tf.train.load_checkpoint(prefix)
+    shapes = reader.get_variable_to_shape_map()
+    for name, variable in variables.items():
+        if name in shapes and list(shapes[name]) != variable.shape.as_list():
+            raise InputError(f"checkpoint {prefix}: {name} has shape {list(shapes[name])} but the model's is "
+                             f"{variable.shape.as_list()} (does the bert config match the checkpoint?)")
+    missing = sorted(name for name in variables if name not in shapes)
+    if missing and not allow_missing:
+        raise InputError(f"checkpoint {prefix}: lacks {len(missing)} model variables, first {missing[0]}")
+    loaded = sorted(name for name in variables if name in shapes)
+    for name in loaded:
+        variables[name].assign(reader.get_tensor(name))
+    unused = sorted(name for name in shapes if name not in variables and not is_training_state(name))
+    return LoadReport(loaded, missing, unused)
+
+
+def save_checkpoint(prefix, tensors):
+    """Writes {name: tensor or variable} as a reference-format checkpoint at `prefix`, atomically.
+
+    The bundle is written under a temporary prefix; its data file, then its index (which readers
+    look for first), are renamed into place, so a reader never sees half a checkpoint.
+    """
+    names = sorted(tensors)
+    values = [tf.convert_to_tensor(tensors[name]) for name in names]
+    temporary = f"{prefix}.tmp-{os.getpid()}"
+    tf.raw_ops.SaveV2(prefix=temporary, tensor_names=names, shape_and_slices=[""] * len(names), tensors=values)
+    data_files = tf.io.gfile.glob(f"{temporary}.data-*")
+    for data_file in data_files:
+        tf.io.gfile.rename(data_file, prefix + data_file[len(temporary):], overwrite=True)
+    tf.io.gfile.rename(f"{temporary}.index", f"{prefix}.index", overwrite=True)
+
+
+def checkpoint_arrays(path):
+    """{name: numpy array} of every variable in a checkpoint (for conversion and inspection)."""
+    reader = tf.train.load_checkpoint(resolve_checkpoint(path))
+    return {name: np.asarray(reader.get_tensor(name)) for name in sorted(reader.get_variable_to_shape_map())}

@@ -1,0 +1,391 @@
+"""modeling.py: shapes, parity with transformers and the reference, checkpoints, XLA, precision, bad input."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import errors
+import modeling
+
+from conftest import REPO_ROOT, minilm_model_dir
+
+TINY_CONFIG = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                   max_position_embeddings=64, type_vocab_size=2)
+BATCH, SEQ = 13, 7
+
+
+def tiny_config(**overrides):
+    return modeling.BertConfig(**{**TINY_CONFIG, **overrides})
+
+
+def make_inputs(seed=0, batch=BATCH, seq=SEQ, vocab_size=99):
+    """Random ids; rows padded to different lengths; segment 0 then 1 within each row's real tokens."""
+    rng = np.random.RandomState(seed)
+    input_ids = rng.randint(1, vocab_size, size=(batch, seq)).astype(np.int32)
+    lengths = rng.randint(2, seq + 1, size=batch)
+    lengths[0] = seq
+    input_mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int32)
+    token_type_ids = ((np.arange(seq)[None, :] >= (lengths // 2)[:, None]) * input_mask).astype(np.int32)
+    input_ids *= input_mask
+    return input_ids, input_mask, token_type_ids
+
+
+def randomize(module, seed=1):
+    """Gives every variable (LayerNorm and biases too) random values, so parity tests see all of them."""
+    rng = np.random.RandomState(seed)
+    for variable in module.variables:
+        variable.assign(rng.normal(0.0, 0.2, size=variable.shape).astype(np.float32))
+
+
+def max_abs_diff(a, b):
+    return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64))))
+
+
+def test_tiny_config_shapes():
+    config = tiny_config()
+    model = modeling.BertModel(config)
+    input_ids, input_mask, token_type_ids = make_inputs()
+    outputs = model(input_ids, input_mask, token_type_ids)
+    assert outputs.sequence_output.shape == (BATCH, SEQ, 32)
+    assert outputs.pooled_output.shape == (BATCH, 32)
+    assert outputs.embedding_output.shape == (BATCH, SEQ, 32)
+    assert [layer.shape for layer in outputs.all_encoder_layers] == [(BATCH, SEQ, 32)] * 2
+    assert model.embedding_table.shape == (99, 32)
+    pretraining = modeling.BertPretrainingModel(config)
+    mlm_logits, nsp_logits = pretraining(input_ids, input_mask, token_type_ids, np.zeros((BATCH, 3), np.int32))
+    assert mlm_logits.shape == (BATCH, 3, 99) and nsp_logits.shape == (BATCH, 2)
+    assert modeling.BertClassifierModel(config, num_labels=5)(input_ids, input_mask, token_type_ids).shape == (BATCH, 5)
+    start_logits, end_logits = modeling.BertSquadModel(config)(input_ids, input_mask, token_type_ids)
+    assert start_logits.shape == end_logits.shape == (BATCH, SEQ)
+
+
+def test_defaults_are_all_ones_mask_and_segment_zero():
+    model = modeling.BertModel(tiny_config())
+    input_ids, _, _ = make_inputs()
+    default = model(input_ids).sequence_output
+    explicit = model(input_ids, np.ones_like(input_ids), np.zeros_like(input_ids)).sequence_output
+    np.testing.assert_array_equal(default.numpy(), explicit.numpy())
+
+
+def test_dropout_acts_only_in_training():
+    model = modeling.BertModel(tiny_config())
+    input_ids, input_mask, token_type_ids = make_inputs()
+    first = model(input_ids, input_mask, token_type_ids).sequence_output.numpy()
+    np.testing.assert_array_equal(first, model(input_ids, input_mask, token_type_ids).sequence_output.numpy())
+    trained = model(input_ids, input_mask, token_type_ids, training=True).sequence_output.numpy()
+    assert max_abs_diff(first, trained) > 1e-3
+
+
+def test_one_hot_embedding_lookup_equals_gather():
+    config = tiny_config()
+    gather_model = modeling.BertModel(config)
+    one_hot_model = modeling.BertModel(config, use_one_hot_embeddings=True)
+    for name, variable in modeling.variables_by_name(one_hot_model).items():
+        variable.assign(modeling.variables_by_name(gather_model)[name])
+    inputs = make_inputs()
+    assert max_abs_diff(gather_model(*inputs).sequence_output, one_hot_model(*inputs).sequence_output) < 1e-6
+
+
+def test_activations():
+    x = tf.constant([-3.0, -1.0, 0.0, 0.5, 2.0])
+    from scipy.special import erf
+
+    np.testing.assert_allclose(modeling.gelu(x).numpy(), 0.5 * x.numpy() * (1 + erf(x.numpy() / np.sqrt(2))), atol=1e-6)
+    assert max_abs_diff(modeling.gelu(x), modeling.gelu_tanh(x)) < 1e-3
+    for alias in ("gelu_new", "gelu_pytorch_tanh"):
+        assert modeling.ACTIVATIONS[alias] is modeling.gelu_tanh
+
+
+# Parity with transformers (torch CPU) through convert_checkpoint.py.
+
+@pytest.fixture(scope="module")
+def hf_pretraining_model(tmp_path_factory):
+    """A transformers BertForPreTraining with random weights everywhere, saved and converted to the
+    reference format by the convert_checkpoint.py command."""
+    import torch
+    from transformers import BertConfig as HFBertConfig, BertForPreTraining
+
+    torch.manual_seed(0)
+    hf_model = BertForPreTraining(HFBertConfig(**TINY_CONFIG)).eval()
+    with torch.no_grad():
+        for parameter in hf_model.parameters():
+            parameter.normal_(0.0, 0.2)
+    hf_dir = tmp_path_factory.mktemp("hf")
+    hf_model.save_pretrained(hf_dir)
+    (hf_dir / "vocab.txt").write_text("".join(f"[unused{i}]\n" if i != 1 else "[UNK]\n" for i in range(99)))
+    reference_dir = tmp_path_factory.mktemp("reference")
+    result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "convert_checkpoint.py"),
+                             f"--hf_model_dir={hf_dir}", f"--output_dir={reference_dir}"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    return hf_model, hf_dir, reference_dir
+
+
+def test_matches_transformers_bert_within_1e5(hf_pretraining_model):
+    """Sequence, pooled, every layer, embeddings, MLM and NSP logits within 1e-5 (fp32), on a batch
+    with padding and both segment ids, against BertForPreTraining and BertModel."""
+    import torch
+    from transformers import BertModel as HFBertModel
+
+    hf_model, hf_dir, reference_dir = hf_pretraining_model
+    config = modeling.BertConfig.from_json_file(str(reference_dir / "bert_config.json"))
+    ours = modeling.BertPretrainingModel(config)
+    report = modeling.load_checkpoint(str(reference_dir), modeling.variables_by_name(ours))
+    assert report.missing == [] and report.unused == []
+
+    input_ids, input_mask, token_type_ids = make_inputs()
+    torch_inputs = dict(input_ids=torch.tensor(input_ids, dtype=torch.long),
+                        attention_mask=torch.tensor(input_mask, dtype=torch.long),
+                        token_type_ids=torch.tensor(token_type_ids, dtype=torch.long))
+    with torch.no_grad():
+        theirs = hf_model(**torch_inputs, output_hidden_states=True)
+        pooled = hf_model.bert(**torch_inputs).pooler_output
+    all_positions = np.tile(np.arange(SEQ, dtype=np.int32), (BATCH, 1))
+    mlm_logits, nsp_logits = ours(input_ids, input_mask, token_type_ids, all_positions)
+    outputs = ours.bert(input_ids, input_mask, token_type_ids)
+
+    assert max_abs_diff(mlm_logits, theirs.prediction_logits) < 1e-5
+    assert max_abs_diff(nsp_logits, theirs.seq_relationship_logits) < 1e-5
+    assert max_abs_diff(outputs.embedding_output, theirs.hidden_states[0]) < 1e-5
+    for layer, (our_layer, their_layer) in enumerate(zip(outputs.all_encoder_layers, theirs.hidden_states[1:])):
+        assert max_abs_diff(our_layer, their_layer) < 1e-5, f"layer {layer}"
+    assert max_abs_diff(outputs.sequence_output, theirs.hidden_states[-1]) < 1e-5
+    assert max_abs_diff(outputs.pooled_output, pooled) < 1e-5
+
+    encoder_only = modeling.BertModel(config)
+    report = modeling.load_checkpoint(str(reference_dir), modeling.variables_by_name(encoder_only))
+    assert report.unused and all(name.startswith("cls/") for name in report.unused)
+    hf_encoder = HFBertModel.from_pretrained(hf_dir).eval()
+    with torch.no_grad():
+        their_encoder = hf_encoder(**torch_inputs)
+    our_encoder = encoder_only(input_ids, input_mask, token_type_ids)
+    assert max_abs_diff(our_encoder.sequence_output, their_encoder.last_hidden_state) < 1e-5
+    assert max_abs_diff(our_encoder.pooled_output, their_encoder.pooler_output) < 1e-5
+
+
+def test_minilm_sentence_embeddings_match_sentence_transformers_within_1e5(tmp_path):
+    """Real weights: all-MiniLM-L6-v2 from its package, converted, mean-pooled and L2-normalised,
+    on 20 real sentences (the repository's sample_text.txt)."""
+    import convert_checkpoint
+    import tokenization
+    from sentence_transformers import SentenceTransformer
+
+    model_dir = minilm_model_dir()
+    convert_checkpoint.hf_to_reference(model_dir, str(tmp_path))
+    with open(os.path.join(REPO_ROOT, "sample_text.txt"), encoding="utf-8") as reader:
+        sentences = [line.strip() for line in reader if line.strip()][:20]
+
+    tokenizer = tokenization.FullTokenizer(str(tmp_path / "vocab.txt"), do_lower_case=True)
+    rows = [tokenizer.convert_tokens_to_ids(["[CLS]"] + tokenizer.tokenize(s) + ["[SEP]"]) for s in sentences]
+    seq = max(map(len, rows))
+    input_ids = np.array([row + [0] * (seq - len(row)) for row in rows], np.int32)
+    input_mask = (input_ids != 0).astype(np.int32)
+    model = modeling.BertModel(modeling.BertConfig.from_json_file(str(tmp_path / "bert_config.json")))
+    modeling.load_checkpoint(str(tmp_path), modeling.variables_by_name(model))
+    sequence_output = model(input_ids, input_mask).sequence_output.numpy()
+    mean_pooled = (sequence_output * input_mask[..., None]).sum(1) / input_mask.sum(1, keepdims=True)
+    ours = mean_pooled / np.linalg.norm(mean_pooled, axis=1, keepdims=True)
+
+    reference = SentenceTransformer(model_dir, device="cpu")
+    their_ids = reference.tokenizer(sentences)["input_ids"]
+    assert [row for row in rows] == their_ids
+    theirs = reference.encode(sentences, normalize_embeddings=True, convert_to_numpy=True)
+    assert max_abs_diff(ours, theirs) < 1e-5
+
+
+# The reference checkpoint format.
+
+def expected_reference_names(num_layers, heads):
+    """Every variable name a reference checkpoint of this config holds, written out."""
+    names = ["bert/embeddings/LayerNorm/beta", "bert/embeddings/LayerNorm/gamma", "bert/embeddings/position_embeddings",
+             "bert/embeddings/token_type_embeddings", "bert/embeddings/word_embeddings",
+             "bert/pooler/dense/bias", "bert/pooler/dense/kernel"]
+    per_layer = ["attention/output/LayerNorm/beta", "attention/output/LayerNorm/gamma", "attention/output/dense/bias",
+                 "attention/output/dense/kernel", "attention/self/key/bias", "attention/self/key/kernel",
+                 "attention/self/query/bias", "attention/self/query/kernel", "attention/self/value/bias",
+                 "attention/self/value/kernel", "intermediate/dense/bias", "intermediate/dense/kernel",
+                 "output/LayerNorm/beta", "output/LayerNorm/gamma", "output/dense/bias", "output/dense/kernel"]
+    names += [f"bert/encoder/layer_{i}/{suffix}" for i in range(num_layers) for suffix in per_layer]
+    if "pretraining" in heads:
+        names += ["cls/predictions/output_bias", "cls/predictions/transform/LayerNorm/beta",
+                  "cls/predictions/transform/LayerNorm/gamma", "cls/predictions/transform/dense/bias",
+                  "cls/predictions/transform/dense/kernel", "cls/seq_relationship/output_bias",
+                  "cls/seq_relationship/output_weights"]
+    if "classifier" in heads:
+        names += ["output_bias", "output_weights"]
+    if "squad" in heads:
+        names += ["cls/squad/output_bias", "cls/squad/output_weights"]
+    return sorted(names)
+
+
+@pytest.mark.parametrize("model_class,heads", [
+    (modeling.BertPretrainingModel, ("pretraining",)),
+    (lambda config: modeling.BertClassifierModel(config, num_labels=3), ("classifier",)),
+    (modeling.BertSquadModel, ("squad",))])
+def test_written_checkpoint_has_exactly_the_reference_names_and_round_trips(tmp_path, model_class, heads):
+    config = tiny_config()
+    model = model_class(config)
+    randomize(model)
+    prefix = str(tmp_path / "model.ckpt")
+    modeling.save_checkpoint(prefix, modeling.variables_by_name(model))
+    assert sorted(os.listdir(tmp_path)) == ["model.ckpt.data-00000-of-00001", "model.ckpt.index"]
+    listed = tf.train.list_variables(prefix)
+    assert [name for name, _ in listed] == expected_reference_names(2, heads)
+    assert dict(listed)["bert/encoder/layer_1/intermediate/dense/kernel"] == [32, 37]
+
+    restored = model_class(config)
+    report = modeling.load_checkpoint(prefix, modeling.variables_by_name(restored))
+    assert report.missing == [] and report.unused == []
+    inputs = make_inputs()
+    if heads == ("pretraining",):
+        inputs += (np.ones((BATCH, 2), np.int32),)
+    for before, after in zip(tf.nest.flatten(model(*inputs)), tf.nest.flatten(restored(*inputs))):
+        np.testing.assert_array_equal(before.numpy(), after.numpy())
+
+
+def test_training_state_is_written_by_reference_names_and_ignored_when_warm_starting(tmp_path):
+    model = modeling.BertModel(tiny_config())
+    variables = modeling.variables_by_name(model)
+    state = dict(variables)
+    for name, variable in variables.items():
+        state[f"{name}/adam_m"] = tf.zeros_like(variable)
+        state[f"{name}/adam_v"] = tf.ones_like(variable)
+    state["global_step"] = tf.constant(42, tf.int64)
+    prefix = str(tmp_path / "model.ckpt-42")
+    modeling.save_checkpoint(prefix, state)
+    names = dict(tf.train.list_variables(prefix))
+    assert names["global_step"] == [] and names["bert/pooler/dense/kernel/adam_v"] == [32, 32]
+    report = modeling.load_checkpoint(prefix, modeling.variables_by_name(modeling.BertModel(tiny_config())))
+    assert report.unused == [] and report.missing == []
+
+
+def test_reference_implementation_restores_our_checkpoint(tmp_path):
+    """The reference's own BertModel (bert-tensorflow 1.0.4, TF1 code under compat shims) restores a
+    checkpoint we wrote, every variable, and computes the same outputs within 1e-5. The reference code
+    computes the tanh GELU for "gelu", so our side runs gelu_tanh on the same weights."""
+    config = tiny_config(hidden_act="gelu_tanh")
+    model = modeling.BertModel(config)
+    randomize(model)
+    prefix = str(tmp_path / "bert_model.ckpt")
+    modeling.save_checkpoint(prefix, modeling.variables_by_name(model))
+    config_file = tmp_path / "bert_config.json"
+    config_file.write_text(tiny_config(hidden_act="gelu").to_json_string())
+    input_ids, input_mask, token_type_ids = make_inputs()
+    np.savez(tmp_path / "inputs.npz", input_ids=input_ids, input_mask=input_mask, token_type_ids=token_type_ids)
+    result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tests", "reference_oracle.py"), prefix,
+                             str(config_file), str(tmp_path / "inputs.npz"), str(tmp_path / "outputs.npz")],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    reference = np.load(tmp_path / "outputs.npz")
+    assert int(reference["num_restored"]) == int(reference["num_trainable"]) == len(expected_reference_names(2, ()))
+    ours = model(input_ids, input_mask, token_type_ids)
+    assert max_abs_diff(ours.sequence_output, reference["sequence_output"]) < 1e-5
+    assert max_abs_diff(ours.pooled_output, reference["pooled_output"]) < 1e-5
+
+
+# Compilation and precision.
+
+def test_xla_forward_and_backward_equal_eager_within_1e5():
+    config = tiny_config()
+    model = modeling.BertPretrainingModel(config)
+    randomize(model)
+    input_ids, input_mask, token_type_ids = make_inputs()
+    positions = np.tile(np.array([1, 3, 5], np.int32), (BATCH, 1))
+    weights = tf.constant(np.random.RandomState(2).normal(size=(BATCH, 3, 99)).astype(np.float32))
+
+    def forward_and_gradients():
+        with tf.GradientTape() as tape:
+            mlm_logits, nsp_logits = model(input_ids, input_mask, token_type_ids, positions)
+            loss = tf.reduce_sum(mlm_logits * weights) + tf.reduce_sum(nsp_logits)
+        gradients = tape.gradient(loss, model.trainable_variables)
+        # Gathered embedding tables get IndexedSlices; compare them dense.
+        return mlm_logits, nsp_logits, [tf.convert_to_tensor(gradient) for gradient in gradients]
+
+    eager = forward_and_gradients()
+    compiled = tf.function(forward_and_gradients, jit_compile=True)()
+    assert max_abs_diff(eager[0], compiled[0]) < 1e-5
+    assert max_abs_diff(eager[1], compiled[1]) < 1e-5
+    assert len(eager[2]) == len(model.trainable_variables) == 2 * 16 + 7 + 7
+    for variable, eager_gradient, compiled_gradient in zip(model.trainable_variables, eager[2], compiled[2]):
+        scale = max(1.0, float(np.max(np.abs(eager_gradient))))
+        assert max_abs_diff(eager_gradient, compiled_gradient) / scale < 1e-5, variable.name
+
+
+@pytest.mark.parametrize("compute_dtype,tolerance", [(tf.bfloat16, 0.1), (tf.float16, 0.01)])
+def test_reduced_precision_stays_close_to_float32(compute_dtype, tolerance):
+    """bf16 keeps 8 bits of mantissa (relative error ~4e-3 per op), fp16 11 bits: over two layers of
+    LayerNorm-scaled activations (values of order 1) the outputs stay within 0.1 and 0.01 of fp32.
+    Variables stay float32 and the logits come out float32."""
+    config = tiny_config()
+    full = modeling.BertPretrainingModel(config)
+    randomize(full)
+    reduced = modeling.BertPretrainingModel(config, compute_dtype=compute_dtype)
+    for name, variable in modeling.variables_by_name(reduced).items():
+        assert variable.dtype == tf.float32
+        variable.assign(modeling.variables_by_name(full)[name])
+    inputs = make_inputs() + (np.tile(np.array([0, 2], np.int32), (BATCH, 1)),)
+    full_outputs = full.bert(*inputs[:3])
+    reduced_outputs = reduced.bert(*inputs[:3])
+    assert reduced_outputs.sequence_output.dtype == compute_dtype
+    assert max_abs_diff(full_outputs.sequence_output, tf.cast(reduced_outputs.sequence_output, tf.float32)) < tolerance
+    full_mlm, _ = full(*inputs)
+    reduced_mlm, _ = reduced(*inputs)
+    assert reduced_mlm.dtype == tf.float32
+    # Logits are sums over the hidden size of order-1 products: compare relative to their scale.
+    assert max_abs_diff(full_mlm, reduced_mlm) / float(np.max(np.abs(full_mlm))) < tolerance
+
+
+# BertConfig and bad input.
+
+def test_config_json_round_trip_keeps_unknown_keys(tmp_path):
+    path = tmp_path / "bert_config.json"
+    path.write_text(json.dumps({**TINY_CONFIG, "directionality": "bidi", "pooler_fc_size": 768, "hidden_act": "gelu"}))
+    config = modeling.BertConfig.from_json_file(str(path))
+    assert config.directionality == "bidi" and config.type_vocab_size == 2 and config.initializer_range == 0.02
+    text = config.to_json_string()
+    assert text.startswith('{\n  "attention_probs_dropout_prob": 0.1,\n  "directionality": "bidi",')
+    assert json.loads(text) == config.to_dict() and modeling.BertConfig.from_dict(json.loads(text)).to_dict() == config.to_dict()
+    assert modeling.BertConfig(vocab_size=10).type_vocab_size == 16
+
+
+def test_bad_configs_fail_clearly(tmp_path):
+    with pytest.raises(errors.InputError, match="bert config: vocab_size is missing"):
+        modeling.BertConfig.from_dict({"hidden_size": 32})
+    path = tmp_path / "bert_config.json"
+    path.write_text(json.dumps({"hidden_size": 32}))
+    with pytest.raises(errors.InputError, match=f"{path}: bert config: vocab_size is missing"):
+        modeling.BertConfig.from_json_file(str(path))
+    with pytest.raises(errors.InputError, match="hidden_size 30 is not a multiple of num_attention_heads 4"):
+        tiny_config(hidden_size=30)
+    with pytest.raises(errors.InputError, match="hidden_act 'swish' is not one of"):
+        tiny_config(hidden_act="swish")
+    path.write_text("{not json")
+    with pytest.raises(errors.InputError, match="not valid JSON"):
+        modeling.BertConfig.from_json_file(str(path))
+
+
+def test_checkpoint_that_does_not_match_the_config_fails_before_loading(tmp_path):
+    prefix = str(tmp_path / "model.ckpt")
+    modeling.save_checkpoint(prefix, modeling.variables_by_name(modeling.BertModel(tiny_config())))
+    other = modeling.BertModel(tiny_config(intermediate_size=40))
+    before = other.embeddings.word_embeddings.numpy()
+    with pytest.raises(errors.InputError, match=r"bert/encoder/layer_0/intermediate/dense/bias has shape \[37\] but "
+                                                r"the model's is \[40\]"):
+        modeling.load_checkpoint(prefix, modeling.variables_by_name(other))
+    np.testing.assert_array_equal(before, other.embeddings.word_embeddings.numpy())
+    with pytest.raises(errors.InputError, match="lacks 16 model variables, first bert/encoder/layer_2/"):
+        modeling.load_checkpoint(prefix, modeling.variables_by_name(modeling.BertModel(tiny_config(num_hidden_layers=3))))
+    with pytest.raises(errors.InputError, match="no such checkpoint"):
+        modeling.load_checkpoint(str(tmp_path / "absent.ckpt"), {})
+
+
+def test_input_longer_than_max_position_embeddings_fails_before_compute():
+    model = modeling.BertModel(tiny_config(max_position_embeddings=8))
+    with pytest.raises(errors.InputError, match="sequence length 9 exceeds max_position_embeddings 8"):
+        model(np.ones((2, 9), np.int32))
+    with pytest.raises(errors.InputError, match=r"input_ids must be \[batch, seq\]"):
+        model(np.ones((9,), np.int32))
