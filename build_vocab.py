@@ -18,7 +18,6 @@ SentencePiece: a unigram (or --spm_algorithm=bpe) model whose pieces include [PA
 """
 
 import collections
-import glob
 import heapq
 import os
 
@@ -26,6 +25,7 @@ from absl import flags
 from absl import logging
 
 import errors
+import file_io
 import tokenization
 
 FLAGS = flags.FLAGS
@@ -42,19 +42,6 @@ flags.DEFINE_enum("spm_algorithm", "unigram", ["unigram", "bpe"], "SentencePiece
 
 SPECIAL_TOKENS = ("[PAD]", tokenization.UNKNOWN_TOKEN, "[CLS]", "[SEP]", "[MASK]")
 CONTINUATION_PREFIX = "##"
-
-
-def expand_input_files(patterns):
-    """Comma-separated globs → sorted file paths; InputError when a pattern matches nothing."""
-    paths = []
-    for pattern in filter(None, (p.strip() for p in patterns.split(","))):
-        matched = sorted(glob.glob(pattern))
-        if not matched:
-            raise errors.InputError(f"--input_file: {pattern} matches no file")
-        paths.extend(matched)
-    if not paths:
-        raise errors.InputError("--input_file: no file given")
-    return paths
 
 
 def count_words(paths, basic_tokenizer):
@@ -133,19 +120,6 @@ def learn_wordpiece_vocab(word_counts, vocab_size, min_frequency=2, reserved_tok
     return vocab
 
 
-def write_lines_atomically(path, lines):
-    """Writes `lines` to `path` through a temporary name, so a reader never sees half a file."""
-    temporary = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(temporary, "w", encoding="utf-8") as writer:
-            writer.writelines(f"{line}\n" for line in lines)
-        os.replace(temporary, path)
-    except OSError as error:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise errors.InputError(f"--output_file: cannot write {path} ({error.strerror})") from None
-
-
 def train_sentencepiece(paths, model_prefix, vocab_size, do_lower_case, algorithm):
     """Trains a SentencePiece model to `model_prefix`.model / .vocab, renamed into place when done."""
     import sentencepiece
@@ -171,10 +145,8 @@ def main(argv):
             raise errors.InputError(f"--{name} is required")
     if FLAGS.vocab_size <= len(SPECIAL_TOKENS):
         raise errors.InputError(f"--vocab_size={FLAGS.vocab_size} leaves no room beside the special tokens")
-    output_dir = os.path.dirname(os.path.abspath(FLAGS.output_file))
-    if not os.path.isdir(output_dir):
-        raise errors.InputError(f"--output_file: directory {output_dir} does not exist")
-    paths = expand_input_files(FLAGS.input_file)
+    file_io.check_output_directory(FLAGS.output_file, "output_file")
+    paths = file_io.expand_input_files(FLAGS.input_file, "input_file")
     logging.info("Learning a %s vocabulary of %d from %d files", FLAGS.model_type, FLAGS.vocab_size, len(paths))
 
     if FLAGS.model_type == "sentencepiece":
@@ -187,7 +159,7 @@ def main(argv):
         raise errors.InputError(f"--input_file: {FLAGS.input_file} holds no text")
     unused = tuple(f"[unused{i}]" for i in range(FLAGS.num_unused_tokens))
     vocab = learn_wordpiece_vocab(word_counts, FLAGS.vocab_size, FLAGS.min_frequency, SPECIAL_TOKENS + unused)
-    write_lines_atomically(FLAGS.output_file, vocab)
+    file_io.write_text_atomically(FLAGS.output_file, "".join(f"{token}\n" for token in vocab))
     logging.info("Wrote %d tokens (%d distinct words seen) to %s", len(vocab), len(word_counts), FLAGS.output_file)
 
 

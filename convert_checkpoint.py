@@ -29,6 +29,7 @@ from absl import logging
 import numpy as np
 
 import errors
+import file_io
 import modeling
 
 FLAGS = flags.FLAGS
@@ -133,13 +134,11 @@ def write_safetensors(path, arrays):
         offset += array.nbytes
     header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
     header_bytes += b" " * (-len(header_bytes) % 8)  # the data starts 8-byte aligned
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "wb") as writer:
+    with file_io.atomic_output(path) as temporary, open(temporary, "wb") as writer:
         writer.write(struct.pack("<Q", len(header_bytes)))
         writer.write(header_bytes)
         for name in names:
             writer.write(np.ascontiguousarray(arrays[name]).astype(arrays[name].dtype.newbyteorder("<")).tobytes())
-    os.replace(temporary, path)
 
 
 def read_hf_weights(model_dir):
@@ -197,8 +196,8 @@ def hf_to_reference(model_dir, output_dir):
     os.makedirs(output_dir, exist_ok=True)
     prefix = os.path.join(output_dir, "bert_model.ckpt")
     modeling.save_checkpoint(prefix, tensors)
-    write_text_atomically(os.path.join(output_dir, "checkpoint"), 'model_checkpoint_path: "bert_model.ckpt"\n')
-    write_text_atomically(os.path.join(output_dir, "bert_config.json"), config.to_json_string())
+    file_io.write_text_atomically(os.path.join(output_dir, "checkpoint"), 'model_checkpoint_path: "bert_model.ckpt"\n')
+    file_io.write_text_atomically(os.path.join(output_dir, "bert_config.json"), config.to_json_string())
     vocab_path = os.path.join(model_dir, "vocab.txt")
     if os.path.exists(vocab_path):
         shutil.copyfile(vocab_path, os.path.join(output_dir, "vocab.txt"))
@@ -234,16 +233,9 @@ def reference_to_hf(checkpoint, bert_config_file, vocab_file, output_dir):
 
     os.makedirs(output_dir, exist_ok=True)
     write_safetensors(os.path.join(output_dir, "model.safetensors"), hf_arrays)
-    write_text_atomically(os.path.join(output_dir, "config.json"), json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
+    file_io.write_text_atomically(os.path.join(output_dir, "config.json"), json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
     if vocab_file:
         shutil.copyfile(vocab_file, os.path.join(output_dir, "vocab.txt"))
-
-
-def write_text_atomically(path, text):
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w", encoding="utf-8") as writer:
-        writer.write(text)
-    os.replace(temporary, path)
 
 
 def main(argv):

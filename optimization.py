@@ -3,7 +3,7 @@ dynamic loss scaling, all usable inside tf.function, under XLA and under tf.dist
 
     optimizer = optimization.create_optimizer(model.trainable_variables, init_lr=5e-5,
                                               num_train_steps=10000, num_warmup_steps=1000)
-    loss, gradients = optimization.accumulate_gradients(compute_loss, variables, features, 1)
+    loss, metrics, gradients = optimization.accumulate_gradients(compute_loss, variables, features, 1)
     optimizer.apply_gradients(gradients, step)   # all-reduce, clip to global norm 1.0, update
 
 Schedule (reference): lr = init_lr · step / num_warmup_steps while step < num_warmup_steps (so 0 at
@@ -202,7 +202,7 @@ def create_optimizer(variables, init_lr, num_train_steps, num_warmup_steps, opti
 
 
 def accumulate_gradients(compute_loss, variables, features, num_micro_batches, loss_scale=None):
-    """Mean loss and mean gradients over `num_micro_batches` equal slices of one batch.
+    """Mean loss, summed side outputs and mean gradients over `num_micro_batches` slices of one batch.
 
     Only one slice's activations are alive at a time, so a batch N times larger fits in the same
     memory. With a loss that is a mean over examples this is exactly the gradient of the whole
@@ -210,20 +210,22 @@ def accumulate_gradients(compute_loss, variables, features, num_micro_batches, l
     is averaged per slice, as data-parallel replicas average theirs.
 
     Args:
-      compute_loss: features dict → float32 scalar loss.
+      compute_loss: features dict → (float32 scalar loss, side outputs: a nest of tensors, such as
+        metric numerators and denominators, that are summed over the slices).
       variables: the variables to differentiate.
       features: {name: tensor [N·b, ...]}.
       num_micro_batches: N, which must divide the batch.
       loss_scale: a DynamicLossScale: gradients are of the scaled loss (the optimizer unscales).
     Returns:
-      (float32 scalar loss, list of dense gradients, one per variable).
+      (float32 scalar loss, summed side outputs, list of dense gradients, one per variable).
     """
     def loss_and_gradients(micro_features):
         with tf.GradientTape() as tape:
-            loss = compute_loss(micro_features)
+            loss, side_outputs = compute_loss(micro_features)
             scaled_loss = loss * loss_scale.scale if loss_scale is not None else loss
         gradients = tape.gradient(scaled_loss, variables)
-        return loss, [tf.convert_to_tensor(g) if g is not None else tf.zeros_like(v) for g, v in zip(gradients, variables)]
+        dense = [tf.convert_to_tensor(g) if g is not None else tf.zeros_like(v) for g, v in zip(gradients, variables)]
+        return loss, side_outputs, dense
 
     if num_micro_batches == 1:
         return loss_and_gradients(features)
@@ -232,11 +234,12 @@ def accumulate_gradients(compute_loss, variables, features, num_micro_batches, l
     def micro_batch(index):
         return loss_and_gradients({name: x[index] for name, x in sliced.items()})
 
-    def body(index, loss_sum, gradient_sums):
-        loss, gradients = micro_batch(index)
-        return index + 1, loss_sum + loss, [s + g for s, g in zip(gradient_sums, gradients)]
+    def body(index, loss_sum, side_sums, gradient_sums):
+        loss, side_outputs, gradients = micro_batch(index)
+        return (index + 1, loss_sum + loss, tf.nest.map_structure(tf.add, side_sums, side_outputs),
+                [s + g for s, g in zip(gradient_sums, gradients)])
 
     # A while loop, not unrolled: one micro-batch's activations are alive at a time.
-    _, loss_sum, gradient_sums = tf.while_loop(
+    _, loss_sum, side_sums, gradient_sums = tf.while_loop(
         lambda index, *_: index < num_micro_batches, body, (tf.constant(1), *micro_batch(0)))
-    return loss_sum / num_micro_batches, [g / num_micro_batches for g in gradient_sums]
+    return loss_sum / num_micro_batches, side_sums, [g / num_micro_batches for g in gradient_sums]

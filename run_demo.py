@@ -16,6 +16,7 @@ from absl import app
 from absl import flags
 
 import errors
+import file_io
 import tokenization
 
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -55,10 +56,8 @@ def main(argv):
         raise AssertionError("the fast batch path disagrees with FullTokenizer on the sample text")
 
     tokens_file = os.path.join(FLAGS.output_dir, "sample_tokens.txt")
-    with open(tokens_file + ".tmp", "w", encoding="utf-8") as writer:
-        for ids in exact_ids:
-            writer.write(" ".join(tokenizer.convert_ids_to_tokens(ids)) + "\n")
-    os.replace(tokens_file + ".tmp", tokens_file)
+    file_io.write_text_atomically(
+        tokens_file, "".join(" ".join(tokenizer.convert_ids_to_tokens(ids)) + "\n" for ids in exact_ids))
     for line, ids in list(zip(lines, exact_ids))[:3]:
         print(f"  {line}\n  → {' '.join(tokenizer.convert_ids_to_tokens(ids))}")
 

@@ -116,11 +116,14 @@ def test_four_accumulated_micro_batches_equal_one_four_times_larger_batch():
         optimizer = optimization.create_optimizer([kernel, bias], 0.1, 10, 0)
 
         def compute_loss(batch):
-            return tf.reduce_mean(tf.square(tf.matmul(batch["x"], kernel) + bias - batch["y"]))
+            loss = tf.reduce_mean(tf.square(tf.matmul(batch["x"], kernel) + bias - batch["y"]))
+            return loss, {"examples": tf.shape(batch["x"])[0]}
 
         @tf.function
         def step(index):
-            loss, gradients = optimization.accumulate_gradients(compute_loss, [kernel, bias], features, num_micro_batches)
+            loss, side, gradients = optimization.accumulate_gradients(
+                compute_loss, [kernel, bias], features, num_micro_batches)
+            tf.debugging.assert_equal(side["examples"], 16)  # side outputs are summed over micro-batches
             optimizer.apply_gradients(gradients, index)
             return loss, gradients
 
@@ -166,8 +169,8 @@ def test_accumulated_gradients_of_a_scaled_loss_are_unscaled_by_the_optimizer():
     kernel = tf.Variable([[2.0]], name="dense/kernel")
     loss_scale = optimization.DynamicLossScale(initial_scale=8.0)
     features = {"x": tf.ones([4, 1])}
-    loss, gradients = optimization.accumulate_gradients(
-        lambda batch: tf.reduce_mean(tf.matmul(batch["x"], kernel)), [kernel], features, 2, loss_scale=loss_scale)
+    loss, _, gradients = optimization.accumulate_gradients(
+        lambda batch: (tf.reduce_mean(tf.matmul(batch["x"], kernel)), ()), [kernel], features, 2, loss_scale=loss_scale)
     assert float(loss) == 2.0 and float(gradients[0][0, 0]) == 8.0
 
 
@@ -209,9 +212,9 @@ def _mirrored_vs_one_device():
         def replica_step(features, step):
             def compute_loss(batch):
                 logits = model(batch["input_ids"], None, None, training=False)
-                return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(batch["labels"], logits))
+                return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(batch["labels"], logits)), ()
 
-            _, gradients = optimization.accumulate_gradients(compute_loss, model.trainable_variables, features, 1)
+            _, _, gradients = optimization.accumulate_gradients(compute_loss, model.trainable_variables, features, 1)
             optimizer.apply_gradients(gradients, step)
 
         @tf.function

@@ -1,0 +1,422 @@
+"""The engine: what TPUEstimator did for the reference scripts, on tf.distribute.
+
+An entry point builds its task (model, loss and metrics, dataset parsing) and hands it here:
+
+    trainer = training.Trainer(lambda dtype: modeling.BertPretrainingModel(config, compute_dtype=dtype))
+    trainer.train(files, parse_batch, compute_loss, metric_names, num_train_steps, num_warmup_steps)
+    results = trainer.evaluate(files, parse_batch, compute_metrics, metric_names, max_steps)
+    for example in trainer.predict(files, parse_batch, predict_outputs): ...
+
+It owns the strategy (TPU, several GPUs, several machines, or one device, from the reference's
+flags), the host loop (`--iterations_per_loop` steps per compiled call, then logs, summaries and
+checkpoints), input distribution, the evaluate and predict loops (the last batch is padded with
+examples of weight 0, so none is dropped), and checkpoints in the reference format, resumed
+after preemption. The data position is not restored on resume: the input shuffle is re-seeded
+with the resumed step, so a restarted job reads a fresh order rather than repeating its start.
+"""
+
+import json
+import os
+import time
+
+from absl import flags
+from absl import logging
+import tensorflow as tf
+
+from errors import InputError
+import file_io
+import modeling
+import optimization
+
+FLAGS = flags.FLAGS
+
+flags.DEFINE_string("bert_config_file", None, "The config json file of the pre-trained BERT model.")
+flags.DEFINE_string("init_checkpoint", None, "Initial checkpoint (usually from a pre-trained BERT model).")
+flags.DEFINE_string("output_dir", None, "Where checkpoints, summaries and results are written.")
+flags.DEFINE_bool("do_train", False, "Whether to run training.")
+flags.DEFINE_bool("do_eval", False, "Whether to run evaluation.")
+flags.DEFINE_integer("train_batch_size", 32, "Total (global) batch size for training.")
+flags.DEFINE_integer("eval_batch_size", 8, "Total (global) batch size for evaluation.")
+flags.DEFINE_integer("predict_batch_size", 8, "Total (global) batch size for prediction.")
+flags.DEFINE_bool("do_predict", False, "Whether to run prediction.")
+flags.DEFINE_float("learning_rate", 5e-5, "The initial learning rate for the optimizer.")
+flags.DEFINE_integer("save_checkpoints_steps", 1000, "How often to save a checkpoint.")
+flags.DEFINE_integer("keep_checkpoint_max", 5, "How many recent checkpoints to keep.")
+flags.DEFINE_integer("iterations_per_loop", 1000, "Steps per compiled call of the training loop.")
+flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "AdamWeightDecay (the reference) or LAMB.")
+flags.DEFINE_integer("gradient_accumulation_steps", 1, "Micro-batches per update; each is train_batch_size / this.")
+flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16", "fp16"], "Compute precision (variables stay fp32).")
+flags.DEFINE_bool("use_xla", True, "Compile the forward and backward pass with XLA.")
+flags.DEFINE_integer("random_seed", 12345, "Seed of the input shuffle.")
+flags.DEFINE_bool("use_tpu", False, "Whether to use TPU.")
+flags.DEFINE_string("tpu_name", None, "The Cloud TPU to use: a name, or a grpc:// address.")
+flags.DEFINE_string("tpu_zone", None, "GCE zone of the Cloud TPU (detected when omitted).")
+flags.DEFINE_string("gcp_project", None, "Project of the Cloud TPU (detected when omitted).")
+flags.DEFINE_string("master", None, "TensorFlow master URL (an alternative to --tpu_name).")
+flags.DEFINE_integer("num_tpu_cores", 8, "Only with --use_tpu: total cores, as the reference (TPUStrategy "
+                                         "uses every core the TPU has and logs the count).")
+flags.DEFINE_integer("cpu_replicas", 1, "Split the CPU into this many devices and mirror over them "
+                                        "(distribution without accelerators, for testing).")
+
+PRECISION_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
+SHUFFLE_BUFFER = 100
+CHECKPOINT_PREFIX = "model.ckpt"
+
+
+def create_strategy():
+    """The tf.distribute strategy the flags and environment ask for; logs the choice."""
+    if FLAGS.use_tpu:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            tpu=FLAGS.tpu_name or FLAGS.master or "", zone=FLAGS.tpu_zone, project=FLAGS.gcp_project)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        strategy = tf.distribute.TPUStrategy(resolver)
+    elif len(json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])) > 1:
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+    elif FLAGS.cpu_replicas > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * FLAGS.cpu_replicas)
+        strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(FLAGS.cpu_replicas)])
+    elif len(tf.config.list_physical_devices("GPU")) > 1:
+        strategy = tf.distribute.MirroredStrategy()
+    else:
+        strategy = tf.distribute.get_strategy()
+    logging.info("Strategy %s with %d replicas", type(strategy).__name__, strategy.num_replicas_in_sync)
+    return strategy
+
+
+def is_chief(strategy):
+    """Whether this process writes checkpoints, summaries and results (worker 0 of several)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True
+    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+def check_record_lengths(path, expected_lengths):
+    """InputError when the first record of `path` has other feature lengths than the flags expect."""
+    for raw in tf.data.TFRecordDataset(path).take(1):
+        features = tf.train.Example.FromString(raw.numpy()).features.feature
+        for name, (length, flag) in expected_lengths.items():
+            if name not in features:
+                raise InputError(f"{path}: records have no feature {name}")
+            kind = features[name].WhichOneof("kind")
+            actual = len(getattr(features[name], kind).value)
+            if actual != length:
+                raise InputError(f"{path}: feature {name} has {actual} values per record but {flag} "
+                                 f"expects {length}: were the records written with other flags?")
+        return
+    raise InputError(f"{path}: holds no records")
+
+
+def record_dataset_fn(files, parse_batch, global_batch_size, is_training, seed=0):
+    """A dataset function for strategy.distribute_datasets_from_function over TFRecord files.
+
+    Training: files shuffled, read interleaved in parallel, records shuffled and repeated, each
+    input pipeline (one per machine) reading its share of the files, or of the records when
+    there are fewer files than machines. Batches are static-shaped, as the TPU needs.
+    Evaluation and prediction: records in file order, each pipeline its share of the records,
+    the last batch padded with examples whose `is_real_example` is 0.
+
+    Args:
+      parse_batch: serialized records string [b] → {name: tensor [b, ...]}.
+    """
+    def dataset_fn(input_context):
+        batch_size = input_context.get_per_replica_batch_size(global_batch_size)
+        pipelines, index = input_context.num_input_pipelines, input_context.input_pipeline_id
+        if not is_training:
+            dataset = tf.data.TFRecordDataset(files).shard(pipelines, index)
+            dataset = dataset.batch(256).map(parse_batch).unbatch()
+            dataset = dataset.map(lambda features: {**features, "is_real_example": tf.constant(1, tf.int32)})
+            padding = dataset.take(1).map(lambda features: tf.nest.map_structure(tf.zeros_like, features))
+            dataset = dataset.concatenate(padding.repeat(batch_size - 1))
+            return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+        by_file = len(files) >= pipelines
+        dataset = tf.data.Dataset.from_tensor_slices(files)
+        if by_file:
+            dataset = dataset.shard(pipelines, index)
+        dataset = dataset.shuffle(len(files), seed=seed).repeat()
+        dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
+                                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        dataset = dataset.shuffle(SHUFFLE_BUFFER * batch_size, seed=seed)
+        if not by_file:
+            dataset = dataset.shard(pipelines, index)
+        dataset = dataset.batch(batch_size, drop_remainder=True).map(parse_batch, num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    return dataset_fn
+
+
+class MetricSums(tf.Module):
+    """Per-replica running sums of (numerator, denominator) pairs, summed across replicas on read."""
+
+    def __init__(self, names):
+        super().__init__()
+        self.names = tuple(names)
+        self.sums = {name: tuple(tf.Variable(0.0, trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
+                                             aggregation=tf.VariableAggregation.SUM) for _ in range(2))
+                     for name in self.names}
+
+    def add(self, pairs):
+        for name in self.names:
+            numerator, denominator = pairs[name]
+            self.sums[name][0].assign_add(tf.cast(numerator, tf.float32))
+            self.sums[name][1].assign_add(tf.cast(denominator, tf.float32))
+
+    def results(self):
+        """{name: numerator / denominator} over everything added since the last reset."""
+        values = {}
+        for name, (numerator, denominator) in self.sums.items():
+            total = float(denominator.read_value())
+            values[name] = float(numerator.read_value()) / total if total else 0.0
+        return values
+
+    def reset(self):
+        for pair in self.sums.values():
+            for variable in pair:
+                variable.assign(tf.zeros_like(variable))
+
+
+class Trainer:
+    """One run's strategy, model, optimizer, checkpoints and loops.
+
+    Args:
+      build_model: compute dtype (from --precision) → tf.Module with reference-named variables;
+        called under the strategy's scope.
+      output_dir: checkpoints, summaries and results (default --output_dir).
+    """
+
+    def __init__(self, build_model, output_dir=None):
+        self.output_dir = output_dir or FLAGS.output_dir
+        if not self.output_dir:
+            raise InputError("--output_dir is required")
+        self.strategy = create_strategy()
+        self.chief = is_chief(self.strategy)
+        self._prepare_output_dir()
+        self.compute_dtype = PRECISION_DTYPES[FLAGS.precision]
+        with self.strategy.scope():
+            self.model = build_model(self.compute_dtype)
+            self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name=modeling.GLOBAL_STEP_NAME,
+                                           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+        self.optimizer = None
+        self.loss_scale = None
+
+    def _prepare_output_dir(self):
+        try:
+            tf.io.gfile.makedirs(self.output_dir)
+            probe = os.path.join(self.output_dir, f".write-probe-{os.getpid()}")
+            with tf.io.gfile.GFile(probe, "w") as writer:
+                writer.write("")
+            tf.io.gfile.remove(probe)
+        except (OSError, tf.errors.OpError) as error:
+            raise InputError(f"--output_dir: {self.output_dir} is not writable ({error})") from None
+        # Temporary files of a checkpoint a killed run was writing; never referenced by `checkpoint`.
+        for stale in tf.io.gfile.glob(os.path.join(self.output_dir, f"{CHECKPOINT_PREFIX}-*.tmp-*")):
+            tf.io.gfile.remove(stale)
+
+    def check_batch_size(self, batch_size, flag):
+        replicas = self.strategy.num_replicas_in_sync
+        if batch_size % replicas:
+            raise InputError(f"{flag}={batch_size} is not divisible by the {replicas} replicas")
+
+    # Checkpoints.
+
+    def _training_state(self):
+        tensors = modeling.variables_by_name(self.model)
+        if self.optimizer is not None:
+            tensors.update(self.optimizer.slot_variables())
+        tensors[modeling.GLOBAL_STEP_NAME] = self.global_step
+        return tensors
+
+    def restore(self, init_checkpoint=None):
+        """Resumes from the newest checkpoint in output_dir, else warm-starts from init_checkpoint.
+
+        Returns the step training continues from.
+        """
+        latest = tf.train.latest_checkpoint(self.output_dir)
+        if latest:
+            modeling.load_checkpoint(latest, self._training_state())
+            logging.info("Resumed from %s at step %d", latest, int(self.global_step.numpy()))
+        elif init_checkpoint:
+            report = modeling.load_checkpoint(init_checkpoint, modeling.variables_by_name(self.model),
+                                              allow_missing=True)
+            logging.info("Warm-started %d variables from %s", len(report.loaded), init_checkpoint)
+            for name in report.missing:
+                logging.info("  not in the checkpoint, initialised fresh: %s", name)
+            for name in report.unused:
+                logging.info("  in the checkpoint, unused by this model: %s", name)
+        return int(self.global_step.numpy())
+
+    def save_checkpoint(self):
+        """Writes model.ckpt-<step> atomically, then points `checkpoint` at it; keeps the newest few."""
+        if not self.chief:
+            return
+        step = int(self.global_step.numpy())
+        prefix = os.path.join(self.output_dir, f"{CHECKPOINT_PREFIX}-{step}")
+        modeling.save_checkpoint(prefix, {name: v.read_value() for name, v in self._training_state().items()})
+        state = tf.train.get_checkpoint_state(self.output_dir)
+        kept = [p for p in (state.all_model_checkpoint_paths if state else []) if os.path.basename(p) != os.path.basename(prefix)]
+        kept.append(prefix)
+        for old in kept[:-FLAGS.keep_checkpoint_max]:
+            for path in tf.io.gfile.glob(os.path.join(self.output_dir, os.path.basename(old)) + ".*"):
+                tf.io.gfile.remove(path)
+        kept = kept[-FLAGS.keep_checkpoint_max:]
+        lines = [f'model_checkpoint_path: "{os.path.basename(prefix)}"']
+        lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in kept]
+        file_io.write_text_atomically(os.path.join(self.output_dir, "checkpoint"), "\n".join(lines) + "\n")
+        logging.info("Saved %s", prefix)
+
+    # Training.
+
+    def train(self, files, parse_batch, compute_loss, metric_names, num_train_steps, num_warmup_steps):
+        """Trains to num_train_steps, resuming where a previous run of the same output_dir stopped.
+
+        Args:
+          files: TFRecord files; parse_batch: serialized records [b] → {name: tensor [b, ...]}.
+          compute_loss: (model, features) → (float32 scalar loss, {metric: (numerator, denominator)}).
+          metric_names: the metrics compute_loss returns, logged and summarised with the loss.
+        """
+        accumulation = FLAGS.gradient_accumulation_steps
+        self.check_batch_size(FLAGS.train_batch_size, "--train_batch_size")
+        if (FLAGS.train_batch_size // self.strategy.num_replicas_in_sync) % accumulation:
+            raise InputError(f"--gradient_accumulation_steps={accumulation} does not divide the per-replica batch "
+                             f"of --train_batch_size={FLAGS.train_batch_size}")
+        with self.strategy.scope():
+            variables = self.model.trainable_variables
+            self.optimizer = optimization.create_optimizer(
+                variables, FLAGS.learning_rate, num_train_steps, num_warmup_steps, FLAGS.optimizer)
+            if FLAGS.precision == "fp16":
+                self.loss_scale = optimization.DynamicLossScale()
+            metrics = MetricSums(("loss",) + tuple(metric_names))
+        start_step = self.restore(FLAGS.init_checkpoint)
+        if start_step >= num_train_steps:
+            logging.info("Already trained to step %d", start_step)
+            return
+
+        def loss_with_metrics(features):
+            loss, pairs = compute_loss(self.model, features)
+            return loss, {**pairs, "loss": (loss, tf.constant(1.0))}
+
+        compute_gradients = tf.function(
+            lambda features: optimization.accumulate_gradients(loss_with_metrics, variables, features, accumulation,
+                                                               self.loss_scale),
+            jit_compile=FLAGS.use_xla and not FLAGS.use_tpu)
+
+        def replica_step(features):
+            _, pairs, gradients = compute_gradients(features)
+            self.optimizer.apply_gradients(gradients, self.global_step, self.loss_scale)
+            self.global_step.assign_add(1)
+            metrics.add(pairs)
+
+        @tf.function
+        def train_loop(iterator, steps):
+            for _ in tf.range(steps):
+                self.strategy.run(replica_step, args=(next(iterator),))
+
+        dataset = self.strategy.distribute_datasets_from_function(record_dataset_fn(
+            files, parse_batch, FLAGS.train_batch_size, is_training=True, seed=FLAGS.random_seed + start_step))
+        iterator = iter(dataset)
+        writer = tf.summary.create_file_writer(self.output_dir) if self.chief else tf.summary.create_noop_writer()
+        step, started, last_save = start_step, time.time(), start_step
+        while step < num_train_steps:
+            steps = min(FLAGS.iterations_per_loop, num_train_steps - step,
+                        FLAGS.save_checkpoints_steps - (step - last_save))
+            loop_started = time.time()
+            train_loop(iterator, tf.constant(steps))
+            step = int(self.global_step.numpy())
+            values = metrics.results()
+            metrics.reset()
+            values["learning_rate"] = float(self.optimizer.learning_rate(step - 1))
+            values["examples_per_second"] = steps * FLAGS.train_batch_size / (time.time() - loop_started)
+            with writer.as_default():
+                for name, value in values.items():
+                    tf.summary.scalar(name, value, step=step)
+            remaining = (time.time() - started) / (step - start_step) * (num_train_steps - step)
+            logging.info("step %d/%d  %s  eta %s", step, num_train_steps,
+                         "  ".join(f"{k} {v:.4g}" for k, v in values.items()), time.strftime("%H:%M:%S", time.gmtime(remaining)))
+            if step - last_save >= FLAGS.save_checkpoints_steps or step >= num_train_steps:
+                self.save_checkpoint()
+                last_save = step
+        writer.flush()
+
+    # Evaluation and prediction.
+
+    def restore_for_inference(self, checkpoint=None):
+        """Loads `checkpoint`, or the newest one in output_dir; returns its global step."""
+        path = checkpoint or tf.train.latest_checkpoint(self.output_dir)
+        if not path:
+            raise InputError(f"--output_dir: {self.output_dir} holds no checkpoint to evaluate or predict with")
+        has_step = modeling.GLOBAL_STEP_NAME in dict(tf.train.list_variables(path))
+        modeling.load_checkpoint(path, {**modeling.variables_by_name(self.model), modeling.GLOBAL_STEP_NAME: self.global_step},
+                                 allow_missing=not has_step)
+        return int(self.global_step.numpy())
+
+    def evaluate(self, files, parse_batch, compute_metrics, metric_names, max_steps=None, checkpoint=None):
+        """Runs compute_metrics over every record of `files` (or the first max_steps batches).
+
+        Args:
+          compute_metrics: (model, features) → {metric: (numerator, denominator)}; features carry
+            `is_real_example`, 0 for the padding of the last batch, which must weigh nothing.
+          metric_names: the metrics compute_metrics returns.
+        Returns:
+          {metric: value, "global_step": step}.
+        """
+        self.check_batch_size(FLAGS.eval_batch_size, "--eval_batch_size")
+        step = self.restore_for_inference(checkpoint)
+        with self.strategy.scope():
+            sums = MetricSums(metric_names)
+        dataset = self.strategy.distribute_datasets_from_function(
+            record_dataset_fn(files, parse_batch, FLAGS.eval_batch_size, is_training=False))
+
+        @tf.function
+        def eval_step(features):
+            self.strategy.run(lambda f: sums.add(compute_metrics(self.model, f)), args=(features,))
+
+        batches = 0
+        for features in dataset:
+            if max_steps is not None and batches >= max_steps:
+                break
+            eval_step(features)
+            batches += 1
+        results = sums.results()
+        results["global_step"] = step
+        logging.info("Evaluated %d batches at step %d", batches, step)
+        return results
+
+    def predict(self, files, parse_batch, predict_outputs, checkpoint=None):
+        """Yields {name: numpy value} for every record of `files`, in order.
+
+        Args:
+          predict_outputs: (model, features) → {name: tensor [b, ...]}.
+        """
+        self.check_batch_size(FLAGS.predict_batch_size, "--predict_batch_size")
+        self.restore_for_inference(checkpoint)
+        dataset = self.strategy.distribute_datasets_from_function(
+            record_dataset_fn(files, parse_batch, FLAGS.predict_batch_size, is_training=False))
+
+        @tf.function
+        def predict_step(features):
+            outputs = self.strategy.run(
+                lambda f: {**predict_outputs(self.model, f), "is_real_example": f["is_real_example"]}, args=(features,))
+            return tf.nest.map_structure(lambda t: tf.concat(self.strategy.experimental_local_results(t), 0), outputs)
+
+        for features in dataset:
+            outputs = {name: value.numpy() for name, value in predict_step(features).items()}
+            for index, real in enumerate(outputs.pop("is_real_example")):
+                if real:
+                    yield {name: value[index] for name, value in outputs.items()}
+
+
+def write_results(path, results):
+    """Writes {key: value} as sorted `key = value` lines (eval_results.txt), atomically."""
+    file_io.write_text_atomically(path, "".join(f"{key} = {results[key]}\n" for key in sorted(results)))
+    for key in sorted(results):
+        logging.info("  %s = %s", key, results[key])
+
+
+def parse_records(name_to_features):
+    """A parse_batch for record_dataset_fn: tf.Example strings [b] → {name: tensor [b, ...]}, int64 → int32."""
+    def parse_batch(serialized):
+        features = tf.io.parse_example(serialized, name_to_features)
+        return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t for name, t in features.items()}
+    return parse_batch
