@@ -88,12 +88,26 @@ def truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng):
             longer.pop()
 
 
+def _random_order(items, rng):
+    """Yields `items` in a uniformly random order, drawing only as many as are consumed.
+
+    The reference shuffles every candidate to use the first ~15%; drawing lazily (Fisher-Yates,
+    one swap per item taken) gives the same distribution for a fraction of the random numbers.
+    """
+    items = list(items)
+    for i in range(len(items)):
+        j = rng.randrange(i, len(items))
+        items[i], items[j] = items[j], items[i]
+        yield items[i]
+
+
 def create_masked_lm_predictions(input_ids, masked_lm_prob, max_predictions_per_seq, vocab, rng,
                                  do_whole_word_mask=False):
     """Masks token ids as the reference masks tokens.
 
     Candidates are every token but [CLS] and [SEP] (whole words under whole-word masking: a piece
-    and the continuation pieces right after it), in random order. Up to num_to_predict =
+    and the continuation pieces right after it; unlike the reference, a `##` piece right after
+    [SEP] is not joined to the word before it), in random order. Up to num_to_predict =
     min(max_predictions_per_seq, max(1, round(len(input_ids) · masked_lm_prob))) tokens are taken,
     skipping a word that would overflow it; each becomes [MASK] with probability 0.8, stays with
     0.1, or becomes a random vocabulary entry with 0.1.
@@ -108,11 +122,10 @@ def create_masked_lm_predictions(input_ids, masked_lm_prob, max_predictions_per_
             candidates[-1].append(index)
         else:
             candidates.append([index])
-    rng.shuffle(candidates)
     output_ids = list(input_ids)
     num_to_predict = min(max_predictions_per_seq, max(1, int(round(len(input_ids) * masked_lm_prob))))
     masked = []
-    for indexes in candidates:
+    for indexes in _random_order(candidates, rng):
         if len(masked) >= num_to_predict:
             break
         if len(masked) + len(indexes) > num_to_predict:
@@ -192,12 +205,15 @@ def _varint(value):
             return bytes(out)
 
 
-def _length_delimited(field_number, payload):
-    return _varint(field_number << 3 | 2) + _varint(len(payload)) + payload
-
-
 # Varints of small numbers (ids of vocabularies up to 65,536 entries), looked up instead of encoded.
 _VARINTS = [_varint(value) for value in range(1 << 16)]
+
+
+def _length_delimited(field_number, payload):
+    size = len(payload)
+    return _VARINTS[field_number << 3 | 2] + (_VARINTS[size] if size < 65536 else _varint(size)) + payload
+
+
 
 
 def _packed_varints(values):
@@ -355,14 +371,12 @@ def main(argv):
                         FLAGS.masked_lm_prob, FLAGS.short_seq_prob, FLAGS.log_first_instances)
     _tokenizer(settings)  # fails early on a bad vocabulary, before any worker starts
 
-    import tensorflow as tf  # for TFRecordWriter; imported after the argument checks, which need none of it.
-
     totals = collections.Counter()
     started = last_log = time.time()
     logged = 0
     with contextlib.ExitStack() as stack:
         temporary_files = [stack.enter_context(file_io.atomic_output(path)) for path in output_files]
-        writers = [stack.enter_context(tf.io.TFRecordWriter(path)) for path in temporary_files]
+        writers = [stack.enter_context(file_io.TFRecordWriter(path)) for path in temporary_files]
         for serialized, counters, examples in built_shards(
                 settings, read_document_shards(input_files, FLAGS.documents_per_shard, totals), FLAGS.num_workers):
             for example in serialized:

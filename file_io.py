@@ -7,6 +7,7 @@ data and checkpoints in buckets; local paths need no TensorFlow.
 import contextlib
 import glob
 import os
+import struct
 
 from errors import InputError
 
@@ -72,3 +73,34 @@ def check_output_directory(path, flag_name):
     exists = _gfile().isdir(directory) if _is_remote(path) else os.path.isdir(directory)
     if not exists:
         raise InputError(f"--{flag_name}: directory {directory} does not exist")
+
+
+class TFRecordWriter:
+    """Writes a TFRecord file (the format of tf.io.TFRecordWriter) without TensorFlow.
+
+    Each record: its length (uint64), the masked CRC32C of the length, the data, the masked
+    CRC32C of the data, all little-endian.
+    """
+
+    def __init__(self, path):
+        self._file = open(path, "wb")
+
+    @staticmethod
+    def _masked_crc(data):
+        import google_crc32c
+
+        crc = google_crc32c.value(data)
+        return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+
+    def write(self, record):
+        length = struct.pack("<Q", len(record))
+        self._file.write(length + self._masked_crc(length) + record + self._masked_crc(record))
+
+    def close(self):
+        self._file.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()

@@ -196,10 +196,15 @@ class _CleaningTable(dict):
         return replacement
 
 
+# Every punctuation and whitespace character lies in planes 0 and 1 (the highest, U+1E95F, is
+# punctuation); planes 2 to 16 hold ideographs, tags and private use. A test checks this.
+_PUNCTUATION_AND_WHITESPACE_PLANES_END = 0x20000
+
+
 @functools.lru_cache(maxsize=1)
 def _unicode_character_classes():
-    """(punctuation, whitespace): every character of each class, from one scan of Unicode."""
-    chars = [chr(c) for c in range(sys.maxunicode + 1)]
+    """(punctuation, whitespace): every character of each class, from one scan of planes 0 and 1."""
+    chars = [chr(c) for c in range(_PUNCTUATION_AND_WHITESPACE_PLANES_END)]
     return "".join(filter(_is_punctuation, chars)), "".join(filter(_is_whitespace, chars))
 
 
@@ -258,9 +263,14 @@ class BasicTokenizer:
         for word in text.split():
             if self.do_lower_case:
                 word = _strip_accents(word.lower())
-            tokens.extend(piece for piece in splitter.split(word) if piece)
-        # Accent stripping can leave nothing but whitespace-like pieces; re-split as the reference does.
-        return " ".join(tokens).split()
+            # Letters and digits only: nothing to split (most words). Lower-casing and accent
+            # stripping never produce whitespace (a test checks every character), so the
+            # reference's final whitespace re-split has nothing to do either.
+            if word.isalnum():
+                tokens.append(word)
+            else:
+                tokens.extend(piece for piece in splitter.split(word) if piece)
+        return tokens
 
 
 class WordpieceTokenizer:

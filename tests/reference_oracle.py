@@ -1,13 +1,18 @@
 """Runs the reference implementation (PyPI bert-tensorflow 1.0.4, TF1 code) on TF2 as an oracle.
 
-    python tests/reference_oracle.py CHECKPOINT BERT_CONFIG INPUTS.npz OUTPUT.npz
+    python tests/reference_oracle.py model CHECKPOINT BERT_CONFIG INPUTS.npz OUTPUT.npz
+    python tests/reference_oracle.py pretraining-data TEXT_FILE VOCAB_FILE
 
-Restores CHECKPOINT exactly as the reference's scripts do (get_assignment_map_from_checkpoint +
-init_from_checkpoint) into the reference's BertModel, runs it on input_ids / input_mask /
+model: restores CHECKPOINT exactly as the reference's scripts do (get_assignment_map_from_checkpoint
++ init_from_checkpoint) into the reference's BertModel, runs it on input_ids / input_mask /
 token_type_ids from INPUTS.npz, and saves sequence_output, pooled_output and the number of
-variables restored. A test-only harness: it must run in its own process, because the shims below
-(legacy Keras for tf.layers, a stand-in for the removed tf.contrib.layers.layer_norm) have to be
-in place before TensorFlow and the reference are imported.
+variables restored.
+pretraining-data: the reference's create_training_instances on TEXT_FILE (max_seq_length 128,
+dupe_factor 5, seed 12345); prints the share of random next sentences.
+
+A test-only harness: it must run in its own process, because the shims below (legacy Keras for
+tf.layers, a stand-in for the removed tf.contrib.layers.layer_norm, tf.gfile from compat.v1) have
+to be in place before TensorFlow and the reference are imported.
 """
 
 import os
@@ -38,12 +43,16 @@ contrib = types.ModuleType("tensorflow.contrib")
 contrib.layers = types.SimpleNamespace(layer_norm=contrib_layer_norm)
 sys.modules["tensorflow.contrib"] = contrib
 
+from absl import flags  # noqa: E402
+from bert import create_pretraining_data as reference_data  # noqa: E402
 from bert import modeling as reference  # noqa: E402
+from bert import tokenization as reference_tokenization  # noqa: E402
 
-reference.tf = v1
+reference.tf = reference_data.tf = reference_tokenization.tf = v1
+flags.FLAGS.mark_as_parsed()  # the reference modules read flags while they run
 
 
-def main(checkpoint, config_file, inputs_file, output_file):
+def run_model(checkpoint, config_file, inputs_file, output_file):
     inputs = np.load(inputs_file)
     with tf.Graph().as_default():
         model = reference.BertModel(
@@ -60,5 +69,15 @@ def main(checkpoint, config_file, inputs_file, output_file):
              num_restored=len(assignment_map), num_trainable=num_trainable)
 
 
+def random_next_shares(text_file, vocab_file):
+    import random
+
+    tokenizer = reference_tokenization.FullTokenizer(vocab_file, do_lower_case=True)
+    instances = reference_data.create_training_instances(
+        [text_file], tokenizer, max_seq_length=128, dupe_factor=5, short_seq_prob=0.1, masked_lm_prob=0.15,
+        max_predictions_per_seq=20, rng=random.Random(12345))
+    print(sum(instance.is_random_next for instance in instances) / len(instances))
+
+
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    {"model": run_model, "pretraining-data": random_next_shares}[sys.argv[1]](*sys.argv[2:])

@@ -4,8 +4,11 @@ import os
 import subprocess
 import sys
 
-import build_vocab
 import tokenization
+
+from conftest import import_script
+
+build_vocab = import_script("build_vocab")
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

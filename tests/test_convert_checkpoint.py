@@ -8,11 +8,13 @@ import sys
 import numpy as np
 import pytest
 
-import convert_checkpoint
 import modeling
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, import_script
 from test_modeling import TINY_CONFIG, expected_reference_names, make_inputs, max_abs_diff, randomize, tiny_config
+
+
+convert_checkpoint = import_script("convert_checkpoint")
 
 
 def run_convert(*args):

@@ -12,7 +12,7 @@ import tensorflow as tf
 import errors
 import modeling
 
-from conftest import REPO_ROOT, minilm_model_dir
+from conftest import REPO_ROOT, import_script, minilm_model_dir
 
 TINY_CONFIG = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
                    max_position_embeddings=64, type_vocab_size=2)
@@ -170,8 +170,9 @@ def test_matches_transformers_bert_within_1e5(hf_pretraining_model):
 def test_minilm_sentence_embeddings_match_sentence_transformers_within_1e5(tmp_path):
     """Real weights: all-MiniLM-L6-v2 from its package, converted, mean-pooled and L2-normalised,
     on 20 real sentences (the repository's sample_text.txt)."""
-    import convert_checkpoint
     import tokenization
+
+    convert_checkpoint = import_script("convert_checkpoint")
     from sentence_transformers import SentenceTransformer
 
     model_dir = minilm_model_dir()
@@ -276,7 +277,7 @@ def test_reference_implementation_restores_our_checkpoint(tmp_path):
     config_file.write_text(tiny_config(hidden_act="gelu").to_json_string())
     input_ids, input_mask, token_type_ids = make_inputs()
     np.savez(tmp_path / "inputs.npz", input_ids=input_ids, input_mask=input_mask, token_type_ids=token_type_ids)
-    result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tests", "reference_oracle.py"), prefix,
+    result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tests", "reference_oracle.py"), "model", prefix,
                              str(config_file), str(tmp_path / "inputs.npz"), str(tmp_path / "outputs.npz")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -7,6 +7,8 @@ import pytest
 import errors
 import tokenization
 
+from conftest import import_script
+
 SMALL_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "want", "##want", "##ed", "wa", "un", "runn", "##ing", ",",
                "low", "##er", "##est", "ah", "zz", "\u535A", "\u63A8", "hello", "!", "?", "how", "are", "you"]
 
@@ -151,6 +153,18 @@ def test_spm_model_that_does_not_load_names_the_file(tmp_path):
 
 # Unicode facts the fast path relies on.
 
+def test_unicode_facts_the_tokenizer_relies_on():
+    """Punctuation and whitespace lie in planes 0 and 1; no character normalises to whitespace."""
+    every_char = [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000]
+    punctuation = "".join(filter(tokenization._is_punctuation, every_char))
+    whitespace = "".join(filter(tokenization._is_whitespace, every_char))
+    assert tokenization._unicode_character_classes() == (punctuation, whitespace)
+    for char in every_char:
+        if not char.isspace():
+            normalised = tokenization._strip_accents(char.lower())
+            assert not any(c.isspace() for c in normalised), hex(ord(char))
+
+
 def test_normalisation_turns_one_character_into_at_most_three():
     limit = tokenization.FastBatchTokenizer._MAX_NORMALISED_CHARS_PER_CHAR
     worst = max(len(tokenization._strip_accents(chr(c).lower())) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
@@ -225,8 +239,7 @@ def test_fast_batch_path_equals_full_tokenizer_on_every_enwiki_line(enwiki_lines
 # SentencePiece.
 
 def test_sentencepiece_tokenizer_has_the_full_tokenizer_interface(tmp_path):
-    import build_vocab
-
+    build_vocab = import_script("build_vocab")
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(f"The {w} sat on the mat number {i}." for i in range(300) for w in ("cat", "dog")))
     prefix = str(tmp_path / "spm")
