@@ -151,6 +151,7 @@ def main(argv):
         raise errors.InputError("--bert_config_file is required")
 
     # Data.
+    strategy = training.create_strategy()  # first: several machines must be joined before any other TF work
     config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
     if FLAGS.max_seq_length > config.max_position_embeddings:
         raise errors.InputError(f"--max_seq_length={FLAGS.max_seq_length} exceeds max_position_embeddings "
@@ -167,7 +168,7 @@ def main(argv):
 
     # Model.
     trainer = training.Trainer(lambda dtype: modeling.BertPretrainingModel(
-        config, compute_dtype=dtype, use_one_hot_embeddings=FLAGS.use_tpu))
+        config, compute_dtype=dtype, use_one_hot_embeddings=FLAGS.use_tpu), strategy)
 
     # Loop.
     if FLAGS.do_train:

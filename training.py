@@ -47,7 +47,7 @@ flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "AdamWeightDecay (the
 flags.DEFINE_integer("gradient_accumulation_steps", 1, "Micro-batches per update; each is train_batch_size / this.")
 flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16", "fp16"], "Compute precision (variables stay fp32).")
 flags.DEFINE_bool("use_xla", True, "Compile the forward and backward pass with XLA.")
-flags.DEFINE_integer("random_seed", 12345, "Seed of the input shuffle.")
+flags.DEFINE_integer("random_seed", 12345, "Seed of the initial weights, dropout and the input shuffle.")
 flags.DEFINE_bool("use_tpu", False, "Whether to use TPU.")
 flags.DEFINE_string("tpu_name", None, "The Cloud TPU to use: a name, or a grpc:// address.")
 flags.DEFINE_string("tpu_zone", None, "GCE zone of the Cloud TPU (detected when omitted).")
@@ -64,24 +64,29 @@ CHECKPOINT_PREFIX = "model.ckpt"
 
 
 def create_strategy():
-    """The tf.distribute strategy the flags and environment ask for; logs the choice."""
+    """The tf.distribute strategy the flags and environment ask for; logs the choice.
+
+    Must run before any other TensorFlow work: joining several machines and splitting the CPU
+    both have to happen at program start.
+    """
     if FLAGS.use_tpu:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
             tpu=FLAGS.tpu_name or FLAGS.master or "", zone=FLAGS.tpu_zone, project=FLAGS.gcp_project)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
-        strategy = tf.distribute.TPUStrategy(resolver)
+        name, strategy = "TPUStrategy", tf.distribute.TPUStrategy(resolver)
     elif len(json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])) > 1:
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        name, strategy = "MultiWorkerMirroredStrategy", tf.distribute.MultiWorkerMirroredStrategy()
     elif FLAGS.cpu_replicas > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * FLAGS.cpu_replicas)
+        name = "MirroredStrategy"
         strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(FLAGS.cpu_replicas)])
     elif len(tf.config.list_physical_devices("GPU")) > 1:
-        strategy = tf.distribute.MirroredStrategy()
+        name, strategy = "MirroredStrategy", tf.distribute.MirroredStrategy()
     else:
-        strategy = tf.distribute.get_strategy()
-    logging.info("Strategy %s with %d replicas", type(strategy).__name__, strategy.num_replicas_in_sync)
+        name, strategy = "the default strategy (one device)", tf.distribute.get_strategy()
+    logging.info("Strategy %s with %d replicas", name, strategy.num_replicas_in_sync)
     return strategy
 
 
@@ -138,7 +143,8 @@ def record_dataset_fn(files, parse_batch, global_batch_size, is_training, seed=0
         dataset = dataset.shuffle(len(files), seed=seed).repeat()
         dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
                                      num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        dataset = dataset.shuffle(SHUFFLE_BUFFER * batch_size, seed=seed)
+        # Sized by the global batch: every strategy then draws the same records into each global batch.
+        dataset = dataset.shuffle(SHUFFLE_BUFFER * global_batch_size, seed=seed)
         if not by_file:
             dataset = dataset.shard(pipelines, index)
         dataset = dataset.batch(batch_size, drop_remainder=True).map(parse_batch, num_parallel_calls=tf.data.AUTOTUNE)
@@ -183,17 +189,21 @@ class Trainer:
     Args:
       build_model: compute dtype (from --precision) → tf.Module with reference-named variables;
         called under the strategy's scope.
+      strategy: from create_strategy(), which must run before any other TensorFlow work (several
+        machines and split CPUs are set up at program start); created here when not given.
       output_dir: checkpoints, summaries and results (default --output_dir).
     """
 
-    def __init__(self, build_model, output_dir=None):
+    def __init__(self, build_model, strategy=None, output_dir=None):
         self.output_dir = output_dir or FLAGS.output_dir
         if not self.output_dir:
             raise InputError("--output_dir is required")
-        self.strategy = create_strategy()
+        self.strategy = strategy or create_strategy()
         self.chief = is_chief(self.strategy)
         self._prepare_output_dir()
         self.compute_dtype = PRECISION_DTYPES[FLAGS.precision]
+        # The same seed gives the same initial weights, whatever the strategy or precision.
+        tf.random.set_seed(FLAGS.random_seed)
         with self.strategy.scope():
             self.model = build_model(self.compute_dtype)
             self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name=modeling.GLOBAL_STEP_NAME,

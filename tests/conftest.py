@@ -53,3 +53,63 @@ def enwiki_lines():
         pytest.skip(f"{path} is absent: ../shared/data is not beside this checkout")
     with open(path, encoding="utf-8") as reader:
         return reader.read().splitlines()
+
+
+TINY_PRETRAINING_CONFIG = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
+                           "max_position_embeddings": 64, "type_vocab_size": 2}
+
+
+@pytest.fixture(scope="session")
+def pretraining_data(tmp_path_factory):
+    """The repository's sample_text.txt as pretraining records (max_seq_length 32, 5 predictions),
+    with a 300-token WordPiece vocabulary learned from it, and tiny BERT configs (with and
+    without dropout). Made by the project's own commands."""
+    import json
+    import subprocess
+
+    work = tmp_path_factory.mktemp("pretraining_data")
+    sample = os.path.join(REPO_ROOT, "sample_text.txt")
+    for command in (
+            ["build_vocab.py", f"--input_file={sample}", f"--output_file={work}/vocab.txt", "--vocab_size=300",
+             "--min_frequency=1", "--num_unused_tokens=0"],
+            ["create_pretraining_data.py", f"--input_file={sample}", f"--output_file={work}/sample.tfrecord",
+             f"--vocab_file={work}/vocab.txt", "--max_seq_length=32", "--max_predictions_per_seq=5",
+             "--dupe_factor=10", "--log_first_instances=0"]):
+        result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, command[0]), *command[1:]],
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+    with open(work / "vocab.txt", encoding="utf-8") as reader:
+        vocab_size = sum(1 for _ in reader)
+    for name, dropout in (("bert_config.json", 0.1), ("bert_config_no_dropout.json", 0.0)):
+        config = {**TINY_PRETRAINING_CONFIG, "vocab_size": vocab_size, "hidden_dropout_prob": dropout,
+                  "attention_probs_dropout_prob": dropout}
+        (work / name).write_text(json.dumps(config))
+    return work
+
+
+def run_pretraining_command(data_dir, output_dir, *extra, env=None, config="bert_config.json"):
+    """run_pretraining.py on the sample records with small defaults; extra flags override them."""
+    import subprocess
+
+    flags_given = {flag.split("=")[0] for flag in extra}
+    defaults = [f"--input_file={data_dir}/sample.tfrecord", f"--output_dir={output_dir}",
+                f"--bert_config_file={data_dir}/{config}", "--max_seq_length=32", "--max_predictions_per_seq=5",
+                "--train_batch_size=8", "--eval_batch_size=8", "--num_train_steps=20", "--num_warmup_steps=2",
+                "--learning_rate=1e-3", "--iterations_per_loop=5", "--save_checkpoints_steps=10", "--do_train=True"]
+    command = [f for f in defaults if f.split("=")[0] not in flags_given] + list(extra)
+    return subprocess.run([sys.executable, os.path.join(REPO_ROOT, "run_pretraining.py"), *command],
+                          capture_output=True, text=True, env=env)
+
+
+def summary_values(output_dir, tag):
+    """[(step, value)] of one scalar from the TensorBoard events in output_dir."""
+    import glob
+    import tensorflow as tf
+
+    values = {}
+    for path in glob.glob(os.path.join(str(output_dir), "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == tag:
+                    values[event.step] = float(tf.make_ndarray(value.tensor))
+    return sorted(values.items())
