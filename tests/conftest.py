@@ -19,7 +19,9 @@ def import_script(name):
 
     Scripts define their flags when imported, as the reference's do, and several share names
     (--input_file, --output_file, ...). Tests call functions, never main(), so a flag an earlier
-    script defined is dropped before the next script defines it again.
+    script defined is dropped before the next script defines it again. The engine, whose shared
+    flags scripts import rather than define, is imported first (below), so that only scripts'
+    own definitions ever need dropping.
     """
     if name in sys.modules:
         return sys.modules[name]
@@ -29,6 +31,9 @@ def import_script(name):
         if flag_name in flags.FLAGS:
             delattr(flags.FLAGS, flag_name)
     return importlib.import_module(name)
+
+
+import training  # noqa: E402,F401  (see import_script)
 
 
 def minilm_model_dir():

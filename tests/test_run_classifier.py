@@ -1,0 +1,307 @@
+"""run_classifier.py: every processor on its GLUE layout, the metrics against scikit-learn and SciPy,
+real fine-tuning of all-MiniLM-L6-v2, prediction alone, bad input."""
+
+import os
+import random
+import subprocess
+import sys
+import time
+
+from absl import flags
+import numpy as np
+import pytest
+
+import errors
+
+from conftest import REPO_ROOT, SHARED_DATA_DIR, import_script, minilm_model_dir
+
+run_classifier = import_script("run_classifier")
+
+
+def write(directory, name, rows):
+    path = directory / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join("\t".join(row) + "\n" for row in rows), encoding="utf-8")
+
+
+GLUE_FIXTURES = {
+    # task: {file: rows}, expected (split, text_a, text_b, label, guid) of the first example of each split
+    "cola": ({"train.tsv": [["gj04", "1", "", "Our friends won't buy this analysis."]],
+              "dev.tsv": [["gj04", "0", "*", "They drank the pub."]],
+              "test.tsv": [["index", "sentence"], ["0", "Bill whistled past the house."]]},
+             [("train", "Our friends won't buy this analysis.", None, "1"), ("dev", "They drank the pub.", None, "0"),
+              ("test", "Bill whistled past the house.", None, None, "test-0")]),
+    "mnli": ({"train.tsv": [["index"] + ["x"] * 10, ["0", "31193", "31193n", "government", "(", "(", "(", "(",
+                                                     "Conceptually cream skimming.", "Product and geography.", "neutral"]],
+              "dev_matched.tsv": [["index"] + ["x"] * 14, ["0", "63735", "63735n", "slate", "(", "(", "(", "(",
+                                                          "The new rights are nice.", "Everyone loves them.",
+                                                          "neutral", "entailment", "neutral", "neutral", "neutral"]],
+              "test_matched.tsv": [["index"] + ["x"] * 9, ["0", "31493", "31493", "travel", "(", "(", "(", "(",
+                                                           "Hierbas is a drink.", "It is a liqueur."]]},
+             [("train", "Conceptually cream skimming.", "Product and geography.", "neutral"),
+              ("dev", "The new rights are nice.", "Everyone loves them.", "neutral"),
+              ("test", "Hierbas is a drink.", "It is a liqueur.", None, "test-0")]),
+    "mrpc": ({"train.tsv": [["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"],
+                            ["1", "702876", "702977", "Amrozi accused his brother.", "Referring to him, Amrozi accused."]],
+              "dev.tsv": [["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"],
+                          ["0", "1", "2", "He said the foodservice pie.", "The foodservice pie business."]],
+              "test.tsv": [["index", "#1 ID", "#2 ID", "#1 String", "#2 String"],
+                           ["0", "1089874", "1089925", "PCCW's chief operating officer.", "Mr Wong, PCCW's COO."]]},
+             [("train", "Amrozi accused his brother.", "Referring to him, Amrozi accused.", "1"),
+              ("dev", "He said the foodservice pie.", "The foodservice pie business.", "0"),
+              ("test", "PCCW's chief operating officer.", "Mr Wong, PCCW's COO.", None, "test-0")]),
+    "sst-2": ({"train.tsv": [["sentence", "label"], ["hide new secretions from the parental units ", "0"]],
+               "dev.tsv": [["sentence", "label"], ["it 's a charming and often affecting journey . ", "1"]],
+               "test.tsv": [["index", "sentence"], ["0", "uneasy mishmash of styles and genres ."]]},
+              [("train", "hide new secretions from the parental units", None, "0"),
+               ("dev", "it 's a charming and often affecting journey .", None, "1"),
+               ("test", "uneasy mishmash of styles and genres .", None, None, "test-0")]),
+    "qqp": ({"train.tsv": [["id", "qid1", "qid2", "question1", "question2", "is_duplicate"],
+                           ["133273", "213221", "213222", "How is the life of a math student?", "Which is the best?", "0"]],
+             "dev.tsv": [["id", "qid1", "qid2", "question1", "question2", "is_duplicate"],
+                         ["201359", "303345", "303346", "Why are African-Americans so beautiful?", "Why are hispanics?", "0"]],
+             "test.tsv": [["id", "question1", "question2"], ["0", "Would the idea work?", "Can it work?"]]},
+            [("train", "How is the life of a math student?", "Which is the best?", "0", "train-133273"),
+             ("dev", "Why are African-Americans so beautiful?", "Why are hispanics?", "0", "dev-201359"),
+             ("test", "Would the idea work?", "Can it work?", None, "test-0")]),
+    "qnli": ({"train.tsv": [["index", "question", "sentence", "label"],
+                            ["0", "When did the third Digimon series begin?", "Unlike the two seasons.", "not_entailment"]],
+              "dev.tsv": [["index", "question", "sentence", "label"], ["0", "What came into force?", "The law.", "entailment"]],
+              "test.tsv": [["index", "question", "sentence"], ["0", "What is it?", "A thing."]]},
+             [("train", "When did the third Digimon series begin?", "Unlike the two seasons.", "not_entailment"),
+              ("dev", "What came into force?", "The law.", "entailment"), ("test", "What is it?", "A thing.", None)]),
+    "rte": ({"train.tsv": [["index", "sentence1", "sentence2", "label"], ["0", "No weapons were found.", "Weapons found.",
+                                                                         "not_entailment"]],
+             "dev.tsv": [["index", "sentence1", "sentence2", "label"], ["0", "Dana Reeve died.", "Reeve is dead.", "entailment"]],
+             "test.tsv": [["index", "sentence1", "sentence2"], ["0", "Mangla was filled.", "Mangla is full."]]},
+            [("train", "No weapons were found.", "Weapons found.", "not_entailment"),
+             ("dev", "Dana Reeve died.", "Reeve is dead.", "entailment"),
+             ("test", "Mangla was filled.", "Mangla is full.", None)]),
+    "wnli": ({"train.tsv": [["index", "sentence1", "sentence2", "label"], ["0", "I stuck a pin.", "The pin had a hole.", "1"]],
+              "dev.tsv": [["index", "sentence1", "sentence2", "label"], ["0", "The drain is clogged.", "It is clogged.", "0"]],
+              "test.tsv": [["index", "sentence1", "sentence2"], ["0", "Maude and Dora saw trains.", "They saw them."]]},
+             [("train", "I stuck a pin.", "The pin had a hole.", "1"), ("dev", "The drain is clogged.", "It is clogged.", "0"),
+              ("test", "Maude and Dora saw trains.", "They saw them.", None)]),
+    "sts-b": ({"train.tsv": [["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1",
+                              "sentence2", "score"],
+                             ["0", "main-captions", "MSRvid", "2012test", "0001", "none", "none", "A plane is taking off.",
+                              "An air plane is taking off.", "5.000"]],
+               "dev.tsv": [["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1",
+                            "sentence2", "score"],
+                           ["0", "main-captions", "MSRvid", "2012test", "0000", "none", "none", "A man with a hard hat.",
+                            "A man wearing a hard hat.", "5.000"]],
+               "test.tsv": [["index", "genre", "filename", "year", "old_index", "source1", "source2", "sentence1",
+                             "sentence2"],
+                            ["0", "main-captions", "MSRvid", "2012test", "0024", "none", "none", "A girl is styling.",
+                             "A girl is brushing."]]},
+              [("train", "A plane is taking off.", "An air plane is taking off.", 5.0),
+               ("dev", "A man with a hard hat.", "A man wearing a hard hat.", 5.0),
+               ("test", "A girl is styling.", "A girl is brushing.", None)]),
+    "ax": ({"AX.tsv": [["index", "sentence1", "sentence2"], ["0", "The cat sat on the mat.", "The cat did not sit."]]},
+           [("test", "The cat sat on the mat.", "The cat did not sit.", None)]),
+}
+
+
+@pytest.mark.parametrize("task_name", sorted(GLUE_FIXTURES) + ["mnli-mm", "xnli"])
+def test_processor_reads_its_glue_layout(tmp_path, task_name):
+    if task_name == "mnli-mm":
+        files, expected = GLUE_FIXTURES["mnli"]
+        files = {name.replace("_matched", "_mismatched"): rows for name, rows in files.items()}
+    elif task_name == "xnli":
+        files = {"multinli/multinli.train.zh.tsv": [["premise", "hypo", "label"], ["前提", "假设", "contradictory"]],
+                 "xnli.dev.tsv": [["language", "gold_label"] + ["x"] * 6,
+                                  ["en", "neutral", "", "", "", "", "English premise.", "English hypothesis."],
+                                  ["zh", "entailment", "", "", "", "", "中文前提。", "中文假设。"]]}
+        expected = [("train", "前提", "假设", "contradiction"), ("dev", "中文前提。", "中文假设。", "entailment")]
+    else:
+        files, expected = GLUE_FIXTURES[task_name]
+    for name, rows in files.items():
+        write(tmp_path, name, rows)
+    flags.FLAGS.mark_as_parsed()
+    task = run_classifier.get_task(task_name, str(tmp_path))
+    for split, text_a, text_b, label, *guid in expected:
+        examples = task.examples(str(tmp_path), split)
+        assert len(examples) == 1 or task_name == "xnli"
+        assert (examples[0].text_a, examples[0].text_b, examples[0].label) == (text_a, text_b, label), split
+        if guid:
+            assert examples[0].guid == guid[0]
+    assert task.is_regression == (task_name == "sts-b")
+
+
+def test_table_task_by_column_names(tmp_path, monkeypatch):
+    write(tmp_path, "train.csv", [["id,review,verdict"], ["1,Great film,pos"], ["2,\"Dull, slow\",neg"]])
+    flags.FLAGS.mark_as_parsed()
+    for name, value in (("text_a_column", "review"), ("text_b_column", None), ("label_column", "verdict"),
+                        ("skip_header", True), ("label_list", None)):
+        monkeypatch.setattr(flags.FLAGS, name, value)
+    task = run_classifier.get_task("csv", str(tmp_path))
+    assert task.labels == ["neg", "pos"]
+    examples = task.examples(str(tmp_path), "train")
+    assert [(e.text_a, e.label) for e in examples] == [("Great film", "pos"), ("Dull, slow", "neg")]
+
+
+def test_bad_rows_name_the_file_and_line(tmp_path):
+    flags.FLAGS.mark_as_parsed()
+    task = run_classifier.get_task("mrpc", str(tmp_path))
+    header = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
+    cases = [([header, ["1", "2", "3", "only four columns"]], "train.tsv:2: has 4 columns, text_b is column 5"),
+             ([header, ["7", "1", "2", "a", "b"]], "train.tsv:2: unknown label '7'"),
+             ([header, ["1", "1", "2", "a", "b"], ["1", "1", "2", "  ", "b"]], "train.tsv:3: empty text")]
+    for rows, message in cases:
+        write(tmp_path, "train.tsv", rows)
+        with pytest.raises(errors.InputError, match=message):
+            task.examples(str(tmp_path), "train")
+    with pytest.raises(errors.InputError, match="dev.tsv: file not found"):
+        task.examples(str(tmp_path), "dev")
+
+
+def test_featurization_truncates_the_longer_side_from_its_end(bert_base_uncased_vocab):
+    import tokenization
+
+    tokenizer = tokenization.FullTokenizer(bert_base_uncased_vocab)
+    task = run_classifier.Task({}, {}, ["0", "1"], True, "T")
+    example = run_classifier.InputExample("x", "one two three four five six", "seven eight", "1")
+    features = run_classifier.featurize(example, task, tokenizer, max_seq_length=8)
+    assert features["tokens"] == ["[CLS]", "one", "two", "three", "[SEP]", "seven", "eight", "[SEP]"]
+    assert features["segment_ids"] == [0, 0, 0, 0, 0, 1, 1, 1] and features["label_ids"] == 1
+    single = run_classifier.featurize(run_classifier.InputExample("y", "a b c d e f g h", None, "0"), task, tokenizer, 6)
+    assert single["tokens"] == ["[CLS]", "a", "b", "c", "d", "[SEP]"]
+    short = run_classifier.featurize(run_classifier.InputExample("z", "hello", None, "0"), task, tokenizer, 6)
+    assert short["input_mask"] == [1, 1, 1, 0, 0, 0] and short["input_ids"][3:] == [0, 0, 0]
+
+
+def test_metrics_equal_scikit_learn_and_scipy():
+    from scipy import stats
+    from sklearn import metrics
+
+    rng = np.random.RandomState(0)
+    for _ in range(5):
+        labels, predictions = rng.randint(0, 2, 200), rng.randint(0, 2, 200)
+        assert run_classifier.f1_score(labels, predictions) == pytest.approx(metrics.f1_score(labels, predictions))
+        assert run_classifier.matthews_correlation(labels, predictions) == pytest.approx(
+            metrics.matthews_corrcoef(labels, predictions))
+        labels3, predictions3 = rng.randint(0, 3, 200), rng.randint(0, 3, 200)
+        assert run_classifier.matthews_correlation(labels3, predictions3) == pytest.approx(
+            metrics.matthews_corrcoef(labels3, predictions3))
+        scores, gold = rng.normal(size=100), np.round(rng.uniform(0, 5, 100) * 2) / 2  # ties in gold
+        assert run_classifier.pearson(scores, gold) == pytest.approx(stats.pearsonr(scores, gold)[0])
+        assert run_classifier.spearman(scores, gold) == pytest.approx(stats.spearmanr(scores, gold)[0])
+    outputs = rng.dirichlet([1, 1], 50)
+    gold = rng.randint(0, 2, 50)
+    computed = run_classifier.task_metrics("mrpc", run_classifier.Task({}, {}, ["0", "1"], True, "M"), gold, outputs)
+    assert computed["eval_accuracy"] == pytest.approx(metrics.accuracy_score(gold, outputs.argmax(1)))
+    assert computed["f1"] == pytest.approx(metrics.f1_score(gold, outputs.argmax(1)))
+
+
+# Real fine-tuning.
+
+@pytest.fixture(scope="module")
+def minilm_checkpoint(tmp_path_factory):
+    convert_checkpoint = import_script("convert_checkpoint")
+    directory = tmp_path_factory.mktemp("minilm")
+    convert_checkpoint.hf_to_reference(minilm_model_dir(), str(directory))
+    return directory
+
+
+def run_classifier_command(checkpoint_dir, data_dir, output_dir, task_name, *extra):
+    command = [sys.executable, os.path.join(REPO_ROOT, "run_classifier.py"), f"--task_name={task_name}",
+               f"--data_dir={data_dir}", f"--output_dir={output_dir}", f"--vocab_file={checkpoint_dir}/vocab.txt",
+               f"--bert_config_file={checkpoint_dir}/bert_config.json", "--max_seq_length=64", "--train_batch_size=16",
+               "--eval_batch_size=16", "--predict_batch_size=16", "--learning_rate=5e-5", "--num_train_epochs=4",
+               "--save_checkpoints_steps=1000", "--iterations_per_loop=10", *extra]
+    started = time.time()
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return time.time() - started
+
+
+def read_results(path):
+    return {key: float(value) for key, value in (line.split(" = ") for line in path.read_text().splitlines())}
+
+
+def test_fine_tunes_minilm_on_movie_review_polarity_then_predicts_alone(minilm_checkpoint, tmp_path):
+    """all-MiniLM-L6-v2 on 200 real movie-review sentences (Pang & Lee) in SST-2 layout, 120 to train
+    and 80 to evaluate: accuracy of at least 0.65, 2.7 standard deviations above chance (0.5 ± 0.056
+    on 80 examples; seen: 0.65, in about 50 s). Then --do_predict alone, from the output."""
+    path = os.path.join(SHARED_DATA_DIR, "labelled", "pang_lee_polarity.cor")
+    if not os.path.exists(path):
+        pytest.skip(f"{path} is absent: ../shared/data is not beside this checkout")
+    rows = []
+    for line in open(path, encoding="latin-1"):  # the 2005 release is Latin-1, not UTF-8
+        label, text = line.strip().split(" ", 1)
+        rows.append([text, "1" if label == "__label__pos" else "0"])
+    random.Random(0).shuffle(rows)
+    data = tmp_path / "sst2"
+    write(data, "train.tsv", [["sentence", "label"]] + rows[:120])
+    write(data, "dev.tsv", [["sentence", "label"]] + rows[120:])
+    write(data, "test.tsv", [["index", "sentence"]] + [[str(i), text] for i, (text, _) in enumerate(rows[120:])])
+    seconds = run_classifier_command(minilm_checkpoint, data, tmp_path / "out", "SST-2", "--do_train=True",
+                                     "--do_eval=True", f"--init_checkpoint={minilm_checkpoint}/bert_model.ckpt",
+                                     "--learning_rate=1e-4", "--num_train_epochs=6")
+    results = read_results(tmp_path / "out" / "eval_results.txt")
+    print(f"SST-2 layout polarity: {results} in {seconds:.0f} s")
+    assert sorted(results) == ["eval_accuracy", "eval_examples", "eval_loss", "global_step", "loss"]
+    assert results["eval_examples"] == 80 and results["global_step"] == 45
+    assert results["eval_accuracy"] >= 0.65
+
+    run_classifier_command(minilm_checkpoint, data, tmp_path / "out", "SST-2", "--do_predict=True")
+    probabilities = [list(map(float, line.split("\t"))) for line in
+                     (tmp_path / "out" / "test_results.tsv").read_text().splitlines()]
+    assert len(probabilities) == 80 and all(len(p) == 2 and abs(sum(p) - 1) < 1e-5 for p in probabilities)
+    submission = (tmp_path / "out" / "SST-2.tsv").read_text().splitlines()
+    assert submission[0] == "index\tprediction" and len(submission) == 81
+    predicted = [line.split("\t")[1] for line in submission[1:]]
+    gold = [label for _, label in rows[120:]]
+    assert np.mean([p == g for p, g in zip(predicted, gold)]) == pytest.approx(results["eval_accuracy"])
+
+
+def test_fine_tunes_minilm_on_a_sentence_pair_task_built_from_real_text(minilm_checkpoint, enwiki_lines, tmp_path):
+    """Pairs of Wikipedia sentences in MRPC layout: label 1 when the second sentence follows the first
+    in its article, 0 when it comes from another article; 400 to train, 100 to evaluate (seen:
+    accuracy 0.77, F1 0.76, in about 80 s)."""
+    del enwiki_lines
+    sentences_file = tmp_path / "sentences.txt"
+    subprocess.run([sys.executable, os.path.join(REPO_ROOT, "prepare_pretraining_text.py"),
+                    f"--input_file={os.path.join(SHARED_DATA_DIR, 'corpora', 'enwiki_sample.txt')}",
+                    f"--output_file={sentences_file}"], check=True, capture_output=True)
+    articles = [[s for s in block.splitlines() if len(s.split()) > 4]
+                for block in sentences_file.read_text(encoding="utf-8").split("\n\n")]
+    articles = [a for a in articles if len(a) > 10]
+    rng = random.Random(1)
+    rows = []
+    for index in range(500):
+        article = rng.randrange(len(articles))
+        position = rng.randrange(len(articles[article]) - 1)
+        first = articles[article][position]
+        if index % 2:
+            second, label = articles[article][position + 1], "1"
+        else:
+            other = rng.choice([a for a in range(len(articles)) if a != article])
+            second, label = rng.choice(articles[other]), "0"
+        rows.append([label, str(2 * index), str(2 * index + 1), first, second])
+    header = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
+    data = tmp_path / "pairs"
+    write(data, "train.tsv", [header] + rows[:400])
+    write(data, "dev.tsv", [header] + rows[400:])
+    seconds = run_classifier_command(minilm_checkpoint, data, tmp_path / "out", "MRPC", "--do_train=True",
+                                     "--do_eval=True", "--num_train_epochs=2", "--max_seq_length=96",
+                                     f"--init_checkpoint={minilm_checkpoint}/bert_model.ckpt")
+    results = read_results(tmp_path / "out" / "eval_results.txt")
+    print(f"next-sentence pairs in MRPC layout: {results} in {seconds:.0f} s")
+    assert sorted(results) == ["eval_accuracy", "eval_examples", "eval_loss", "f1", "global_step", "loss"]
+    assert results["eval_examples"] == 100 and results["eval_accuracy"] >= 0.7
+
+
+def test_command_reports_bad_input_in_one_line(minilm_checkpoint, tmp_path):
+    command = [sys.executable, os.path.join(REPO_ROOT, "run_classifier.py"), "--task_name=MRPC", f"--data_dir={tmp_path}",
+               f"--output_dir={tmp_path}/out", f"--vocab_file={minilm_checkpoint}/vocab.txt",
+               f"--bert_config_file={minilm_checkpoint}/bert_config.json", "--do_train=True"]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == f"error: {tmp_path}/train.tsv: file not found"
+    result = subprocess.run(command + ["--max_seq_length=1000"], capture_output=True, text=True)
+    assert result.returncode == 2 and "--max_seq_length=1000 exceeds max_position_embeddings 512" in result.stderr
+    result = subprocess.run(command + ["--init_checkpoint=/models/cased_L-12_H-768_A-12/bert_model.ckpt"],
+                            capture_output=True, text=True)
+    assert result.returncode == 2 and "cased_L-12_H-768_A-12 was trained on cased text" in result.stderr
+    result = subprocess.run(command[:2] + ["--task_name=nope"] + command[3:], capture_output=True, text=True)
+    assert result.returncode == 2 and "--task_name=nope is not one of" in result.stderr
