@@ -299,29 +299,29 @@ def build_shard(settings, shard_index, raw_documents):
     return serialized, counters, examples
 
 
-def read_document_shards(paths, documents_per_shard, counters):
-    """Yields lists of documents (lists of non-blank lines), streaming the files in order."""
-    shard, document = [], []
+def read_documents(paths):
+    """Yields documents (lists of non-blank lines), streaming the files in order; a file ends a document."""
     for path in paths:
+        document = []
         for line in tokenization.read_text_lines(path):
             line = line.strip()
             if line:
                 document.append(line)
-                continue
-            counters["blank_lines"] += 1
-            if document:
-                shard.append(document)
+            elif document:
+                yield document
                 document = []
-                if len(shard) == documents_per_shard:
-                    yield shard
-                    shard = []
-        # A file ends its last document.
         if document:
-            shard.append(document)
-            document = []
-            if len(shard) == documents_per_shard:
-                yield shard
-                shard = []
+            yield document
+
+
+def read_document_shards(paths, documents_per_shard):
+    """Yields lists of documents_per_shard documents (the last may hold fewer)."""
+    shard = []
+    for document in read_documents(paths):
+        shard.append(document)
+        if len(shard) == documents_per_shard:
+            yield shard
+            shard = []
     if shard:
         yield shard
 
@@ -378,7 +378,7 @@ def main(argv):
         temporary_files = [stack.enter_context(file_io.atomic_output(path)) for path in output_files]
         writers = [stack.enter_context(file_io.TFRecordWriter(path)) for path in temporary_files]
         for serialized, counters, examples in built_shards(
-                settings, read_document_shards(input_files, FLAGS.documents_per_shard, totals), FLAGS.num_workers):
+                settings, read_document_shards(input_files, FLAGS.documents_per_shard), FLAGS.num_workers):
             for example in serialized:
                 writers[totals["instances"] % len(writers)].write(example)
                 totals["instances"] += 1

@@ -355,7 +355,7 @@ def main(argv):
                                 f"{config.max_position_embeddings} of {FLAGS.bert_config_file}")
     task = get_task(FLAGS.task_name, FLAGS.data_dir)
     tokenizer = tokenization.load_tokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file)
-    tf.io.gfile.makedirs(FLAGS.output_dir)
+    training.prepare_output_dir(FLAGS.output_dir)
     splits = [split for split, wanted in (("train", FLAGS.do_train), ("dev", FLAGS.do_eval), ("test", FLAGS.do_predict))
               if wanted]
     examples = {split: task.examples(FLAGS.data_dir, split) for split in splits}

@@ -153,6 +153,21 @@ def record_dataset_fn(files, parse_batch, global_batch_size, is_training, seed=0
     return dataset_fn
 
 
+def prepare_output_dir(output_dir):
+    """Creates output_dir, checks it is writable (InputError naming it if not) and removes the
+    temporary files of a checkpoint a killed run was writing (never referenced by `checkpoint`)."""
+    try:
+        tf.io.gfile.makedirs(output_dir)
+        probe = os.path.join(output_dir, f".write-probe-{os.getpid()}")
+        with tf.io.gfile.GFile(probe, "w") as writer:
+            writer.write("")
+        tf.io.gfile.remove(probe)
+    except (OSError, tf.errors.OpError) as error:
+        raise InputError(f"--output_dir: {output_dir} is not writable ({error})") from None
+    for stale in tf.io.gfile.glob(os.path.join(output_dir, f"{CHECKPOINT_PREFIX}-*.tmp-*")):
+        tf.io.gfile.remove(stale)
+
+
 class MetricSums(tf.Module):
     """Per-replica running sums of (numerator, denominator) pairs, summed across replicas on read."""
 
@@ -200,7 +215,7 @@ class Trainer:
             raise InputError("--output_dir is required")
         self.strategy = strategy or create_strategy()
         self.chief = is_chief(self.strategy)
-        self._prepare_output_dir()
+        prepare_output_dir(self.output_dir)
         self.compute_dtype = PRECISION_DTYPES[FLAGS.precision]
         # The same seed gives the same initial weights, whatever the strategy or precision.
         tf.random.set_seed(FLAGS.random_seed)
@@ -210,19 +225,6 @@ class Trainer:
                                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.optimizer = None
         self.loss_scale = None
-
-    def _prepare_output_dir(self):
-        try:
-            tf.io.gfile.makedirs(self.output_dir)
-            probe = os.path.join(self.output_dir, f".write-probe-{os.getpid()}")
-            with tf.io.gfile.GFile(probe, "w") as writer:
-                writer.write("")
-            tf.io.gfile.remove(probe)
-        except (OSError, tf.errors.OpError) as error:
-            raise InputError(f"--output_dir: {self.output_dir} is not writable ({error})") from None
-        # Temporary files of a checkpoint a killed run was writing; never referenced by `checkpoint`.
-        for stale in tf.io.gfile.glob(os.path.join(self.output_dir, f"{CHECKPOINT_PREFIX}-*.tmp-*")):
-            tf.io.gfile.remove(stale)
 
     def check_batch_size(self, batch_size, flag):
         replicas = self.strategy.num_replicas_in_sync
@@ -352,10 +354,12 @@ class Trainer:
     # Evaluation and prediction.
 
     def restore_for_inference(self, checkpoint=None):
-        """Loads `checkpoint`, or the newest one in output_dir; returns its global step."""
-        path = checkpoint or tf.train.latest_checkpoint(self.output_dir)
+        """Loads `checkpoint`, else the newest one in output_dir, else --init_checkpoint; returns its step."""
+        path = checkpoint or tf.train.latest_checkpoint(self.output_dir) or FLAGS.init_checkpoint
         if not path:
-            raise InputError(f"--output_dir: {self.output_dir} holds no checkpoint to evaluate or predict with")
+            raise InputError(f"--output_dir: {self.output_dir} holds no checkpoint to evaluate or predict with, "
+                             "and no --init_checkpoint is given")
+        path = modeling.resolve_checkpoint(path)
         has_step = modeling.GLOBAL_STEP_NAME in dict(tf.train.list_variables(path))
         modeling.load_checkpoint(path, {**modeling.variables_by_name(self.model), modeling.GLOBAL_STEP_NAME: self.global_step},
                                  allow_missing=not has_step)

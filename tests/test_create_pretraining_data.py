@@ -47,14 +47,7 @@ def settings(vocab_file, **overrides):
 
 
 def read_documents(path):
-    documents, document = [], []
-    for line in tokenization.read_text_lines(path):
-        if line.strip():
-            document.append(line.strip())
-        elif document:
-            documents.append(document)
-            document = []
-    return documents + ([document] if document else [])
+    return list(cpd.read_documents([path]))
 
 
 def parse(serialized):
