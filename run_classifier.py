@@ -12,8 +12,8 @@ fine-tuned on MNLI). Your own table: --task_name=tsv or csv with --text_a_column
 --text_b_column, --label_column, --skip_header and --label_list; files train/dev/test.(tsv|csv).
 
 Outputs in --output_dir: eval_results.txt (sorted `key = value`: eval_accuracy, eval_loss,
-global_step, loss, and the task's GLUE metric: f1 for MRPC and QQP, mcc for CoLA, pearson and
-spearman for STS-B), test_results.tsv (one line per test example, class probabilities
+global_step, loss, the task's GLUE metric: f1 for MRPC and QQP, mcc for CoLA, pearson and
+spearman for STS-B, and eval_examples, the count evaluated), test_results.tsv (one line per test example, class probabilities
 tab-separated, or the predicted score for STS-B) and the GLUE submission file (e.g. MRPC.tsv:
 index, prediction).
 """

@@ -27,7 +27,6 @@ dropped by step 1: a bad byte never stops a run and never becomes a token.
 import collections
 import functools
 import re
-import sys
 import unicodedata
 
 from errors import InputError
