@@ -2,6 +2,7 @@
 
     python tests/reference_oracle.py model CHECKPOINT BERT_CONFIG INPUTS.npz OUTPUT.npz
     python tests/reference_oracle.py pretraining-data TEXT_FILE VOCAB_FILE
+    python tests/reference_oracle.py squad SQUAD_JSON VOCAB_FILE SETTINGS_JSON OUTPUT_DIR
 
 model: restores CHECKPOINT exactly as the reference's scripts do (get_assignment_map_from_checkpoint
 + init_from_checkpoint) into the reference's BertModel, runs it on input_ids / input_mask /
@@ -9,6 +10,12 @@ token_type_ids from INPUTS.npz, and saves sequence_output, pooled_output and the
 variables restored.
 pretraining-data: the reference's create_training_instances on TEXT_FILE (max_seq_length 128,
 dupe_factor 5, seed 12345); prints the share of random next sentences.
+squad: the reference's read_squad_examples and convert_examples_to_features on SQUAD_JSON with the
+settings in SETTINGS_JSON (max_seq_length, doc_stride, max_query_length, is_training,
+version_2_with_negative, do_lower_case), written to OUTPUT_DIR/features.json; for prediction,
+write_predictions (n_best_size, max_answer_length, null_score_diff_threshold) on the logits of
+OUTPUT_DIR/logits.npz (start_<unique_id>, end_<unique_id>), written to OUTPUT_DIR as the reference
+names its files.
 
 A test-only harness: it must run in its own process, because the shims below (legacy Keras for
 tf.layers, a stand-in for the removed tf.contrib.layers.layer_norm, tf.gfile from compat.v1) have
@@ -79,5 +86,40 @@ def random_next_shares(text_file, vocab_file):
     print(sum(instance.is_random_next for instance in instances) / len(instances))
 
 
+def squad(squad_file, vocab_file, settings_file, output_dir):
+    import json
+
+    with open(settings_file) as reader:
+        settings = json.load(reader)
+    for name in ("do_lower_case", "vocab_file", "max_seq_length"):  # defined by create_pretraining_data too
+        delattr(flags.FLAGS, name)
+    tf.flags = v1.flags  # the reference's run_squad reads tf.flags when imported
+    from bert import run_squad as reference_squad
+
+    reference_squad.tf = v1
+    flags.FLAGS.mark_as_parsed()
+    flags.FLAGS.version_2_with_negative = settings["version_2_with_negative"]
+    flags.FLAGS.null_score_diff_threshold = settings.get("null_score_diff_threshold", 0.0)
+    tokenizer = reference_tokenization.FullTokenizer(vocab_file, do_lower_case=settings["do_lower_case"])
+    examples = reference_squad.read_squad_examples(squad_file, settings["is_training"])
+    features = []
+    reference_squad.convert_examples_to_features(
+        examples, tokenizer, settings["max_seq_length"], settings["doc_stride"], settings["max_query_length"],
+        settings["is_training"], features.append)
+    with open(os.path.join(output_dir, "features.json"), "w") as writer:
+        json.dump([{"unique_id": f.unique_id, "example_index": f.example_index, "tokens": f.tokens,
+                    "token_to_orig_map": f.token_to_orig_map, "token_is_max_context": f.token_is_max_context,
+                    "input_ids": f.input_ids, "segment_ids": f.segment_ids, "start_position": f.start_position,
+                    "end_position": f.end_position} for f in features], writer)
+    if settings["is_training"]:
+        return
+    logits = np.load(os.path.join(output_dir, "logits.npz"))
+    results = [reference_squad.RawResult(f.unique_id, logits[f"start_{f.unique_id}"].tolist(),
+                                         logits[f"end_{f.unique_id}"].tolist()) for f in features]
+    reference_squad.write_predictions(
+        examples, features, results, settings["n_best_size"], settings["max_answer_length"], settings["do_lower_case"],
+        *(os.path.join(output_dir, name) for name in ("predictions.json", "nbest_predictions.json", "null_odds.json")))
+
+
 if __name__ == "__main__":
-    {"model": run_model, "pretraining-data": random_next_shares}[sys.argv[1]](*sys.argv[2:])
+    {"model": run_model, "pretraining-data": random_next_shares, "squad": squad}[sys.argv[1]](*sys.argv[2:])
