@@ -201,7 +201,7 @@ class BertEmbeddings(tf.Module):
 
     def __call__(self, input_ids, token_type_ids, training):
         """input_ids, token_type_ids: int [B, S] → float32 [B, S, H]."""
-        seq_length = input_ids.shape[1]
+        seq_length = input_ids.shape[1] or tf.shape(input_ids)[1]
         embeddings = (self._lookup(self.word_embeddings, input_ids)
                       + self._lookup(self.token_type_embeddings, token_type_ids)
                       + self.position_embeddings[tf.newaxis, :seq_length, :])
@@ -316,9 +316,7 @@ class BertModel(tf.Module):
             if tensor.shape != input_ids.shape:
                 raise InputError(f"{name} has shape {tensor.shape}, input_ids {input_ids.shape}")
         seq_length = input_ids.shape[1]
-        if seq_length is None:
-            raise InputError("the sequence length must be static (pad every batch to max_seq_length)")
-        if seq_length > self.config.max_position_embeddings:
+        if seq_length is not None and seq_length > self.config.max_position_embeddings:
             raise InputError(f"sequence length {seq_length} exceeds max_position_embeddings "
                              f"{self.config.max_position_embeddings} of the bert config")
 
@@ -332,7 +330,9 @@ class BertModel(tf.Module):
         input_mask = tf.ones_like(input_ids) if input_mask is None else tf.convert_to_tensor(input_mask)
         token_type_ids = tf.zeros_like(input_ids) if token_type_ids is None else tf.convert_to_tensor(token_type_ids)
         self._check_inputs(input_ids, input_mask, token_type_ids)
-        batch_size, seq_length = tf.shape(input_ids)[0], input_ids.shape[1]
+        # The sequence length is static when batches are padded to max_seq_length (training, XLA)
+        # and dynamic in exported SavedModels, which take any length.
+        batch_size, seq_length = tf.shape(input_ids)[0], input_ids.shape[1] or tf.shape(input_ids)[1]
         hidden = self.config.hidden_size
 
         embedding_output = tf.cast(self.embeddings(input_ids, token_type_ids, training), self.compute_dtype)
@@ -414,17 +414,66 @@ class BertPretrainingModel(tf.Module):
 
 
 class BertClassifierModel(tf.Module):
-    """The encoder with the reference classifier: dropout 0.1 on the pooled output, `output_weights` [L, H]."""
+    """The encoder with the reference classifier: dropout 0.1 on the pooled output, `output_weights` [L, H].
 
-    def __init__(self, config, num_labels, compute_dtype=tf.float32, use_one_hot_embeddings=False):
+    Args:
+      encoder: the encoder to put the head on (default: a BertModel of `config`), e.g. a HubEncoder.
+    """
+
+    def __init__(self, config, num_labels, compute_dtype=tf.float32, use_one_hot_embeddings=False, encoder=None):
         super().__init__()
-        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
+        self.bert = encoder or BertModel(config, compute_dtype, use_one_hot_embeddings)
         self.classifier = OutputWeightsHead(config, "", num_labels)
 
     def __call__(self, input_ids, input_mask, token_type_ids, training=False):
         """int [B, S] inputs → float32 logits [B, L]."""
         pooled = self.bert(input_ids, input_mask, token_type_ids, training).pooled_output
         return self.classifier(_dropout(pooled, CLASSIFIER_DROPOUT_PROB, training))
+
+
+class HubEncoder(tf.Module):
+    """A BERT encoder SavedModel with the TF-Hub interface (export_model.py's, or a published one),
+    called like BertModel.
+
+    Its variables keep the names they were saved with (the reference's, for our exports), so
+    checkpoints of a model built on it are in the reference format. `vocab_file`, `do_lower_case`
+    and `config` come from the module's assets when it has them: a published encoder carries the
+    vocabulary and casing but no bert_config.json, and then gets a config with its vocabulary and
+    hidden size and the reference's other defaults (all a head on it needs).
+
+    Args:
+      handle: a local path or a URL, as tensorflow_hub resolves them.
+    """
+
+    def __init__(self, handle):
+        super().__init__()
+        import tensorflow_hub
+
+        self.handle = handle
+        try:
+            self.module = tensorflow_hub.load(handle)
+        except (OSError, ValueError, tf.errors.OpError) as error:
+            raise InputError(f"--hub_module_handle={handle}: not a loadable SavedModel ({error})") from None
+        for attribute in ("trainable_variables", "variables"):
+            if not hasattr(self.module, attribute):
+                raise InputError(f"--hub_module_handle={handle}: has no {attribute}: not a reusable (TF2) SavedModel")
+        # Lists, so that tf.Module finds the variables (a loaded object is not a tf.Module).
+        self.encoder_variables = list(self.module.variables)
+        self.vocab_file = self.module.vocab_file.asset_path.numpy().decode() if hasattr(self.module, "vocab_file") else None
+        self.do_lower_case = bool(self.module.do_lower_case.numpy()) if hasattr(self.module, "do_lower_case") else None
+        if hasattr(self.module, "bert_config_file"):
+            self.config = BertConfig.from_json_file(self.module.bert_config_file.asset_path.numpy().decode())
+        else:
+            probe = tf.zeros([1, 2], tf.int32)
+            hidden_size = int(self(probe, probe, probe).pooled_output.shape[-1])
+            self.config = BertConfig(1, hidden_size=hidden_size, num_attention_heads=1)
+
+    def __call__(self, input_ids, input_mask, token_type_ids, training=False):
+        """int [B, S] inputs → BertModelOutputs (no embedding_output: the interface has none)."""
+        outputs = self.module({"input_word_ids": tf.cast(input_ids, tf.int32), "input_mask": tf.cast(input_mask, tf.int32),
+                               "input_type_ids": tf.cast(token_type_ids, tf.int32)}, training=training)
+        return BertModelOutputs(outputs["sequence_output"], outputs["pooled_output"], list(outputs["encoder_outputs"]),
+                                None)
 
 
 class BertSquadModel(tf.Module):

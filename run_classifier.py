@@ -11,6 +11,10 @@ Tasks, in the GLUE download's layout under --data_dir: cola, mnli (matched), mnl
 fine-tuned on MNLI). Your own table: --task_name=tsv or csv with --text_a_column,
 --text_b_column, --label_column, --skip_header and --label_list; files train/dev/test.(tsv|csv).
 
+--hub_module_handle=PATH_OR_URL fine-tunes a TF-Hub BERT encoder (export_model.py's, or a
+published one) in place of --bert_config_file and --init_checkpoint; the vocabulary and casing
+are the module's. Checkpoints keep the encoder's variable names (the reference's, for our exports).
+
 Outputs in --output_dir: eval_results.txt (sorted `key = value`: eval_accuracy, eval_loss,
 global_step, loss, the task's GLUE metric: f1 for MRPC and QQP, mcc for CoLA, pearson and
 spearman for STS-B, and eval_examples, the count evaluated), test_results.tsv (one line per test example, class probabilities
@@ -51,6 +55,8 @@ flags.DEFINE_string("text_b_column", None, "tsv/csv task: the second text's colu
 flags.DEFINE_string("label_column", "1", "tsv/csv task: the label's column (index or header name).")
 flags.DEFINE_bool("skip_header", True, "tsv/csv task: the first row of each file is a header.")
 flags.DEFINE_list("label_list", None, "tsv/csv task: the labels (default: those found in train, sorted).")
+flags.DEFINE_string("hub_module_handle", None, "Fine-tune a TF-Hub BERT encoder (a local path or URL) instead of "
+                                               "--init_checkpoint; its vocabulary and casing come with it.")
 
 InputExample = collections.namedtuple("InputExample", ["guid", "text_a", "text_b", "label"])
 
@@ -342,19 +348,34 @@ def main(argv):
     del argv
     if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
         raise errors.InputError("at least one of --do_train, --do_eval or --do_predict must be True")
-    for name in ("data_dir", "task_name", "bert_config_file", "output_dir"):
+    for name in ("data_dir", "task_name", "output_dir") + (() if FLAGS.hub_module_handle else ("bert_config_file",)):
         if not getattr(FLAGS, name):
             raise errors.InputError(f"--{name} is required")
 
     # Data.
     strategy = training.create_strategy()
-    tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
-    config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+    if FLAGS.hub_module_handle:
+        if FLAGS.init_checkpoint:
+            raise errors.InputError("--hub_module_handle and --init_checkpoint both give the initial weights: "
+                                    "pass one")
+        with strategy.scope():
+            encoder = modeling.HubEncoder(FLAGS.hub_module_handle)
+        config, config_source = encoder.config, FLAGS.hub_module_handle
+        vocab_file = FLAGS.vocab_file or encoder.vocab_file
+        do_lower_case = FLAGS.do_lower_case if encoder.do_lower_case is None else encoder.do_lower_case
+        if not vocab_file:
+            raise errors.InputError(f"--hub_module_handle={FLAGS.hub_module_handle} has no vocab_file asset: "
+                                    "pass --vocab_file")
+    else:
+        encoder, config_source = None, FLAGS.bert_config_file
+        config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+        vocab_file, do_lower_case = FLAGS.vocab_file, FLAGS.do_lower_case
+        tokenization.validate_case_matches_checkpoint(do_lower_case, FLAGS.init_checkpoint)
     if FLAGS.max_seq_length > config.max_position_embeddings:
         raise errors.InputError(f"--max_seq_length={FLAGS.max_seq_length} exceeds max_position_embeddings "
-                                f"{config.max_position_embeddings} of {FLAGS.bert_config_file}")
+                                f"{config.max_position_embeddings} of {config_source}")
     task = get_task(FLAGS.task_name, FLAGS.data_dir)
-    tokenizer = tokenization.load_tokenizer(FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.spm_model_file)
+    tokenizer = tokenization.load_tokenizer(vocab_file, do_lower_case, FLAGS.spm_model_file)
     training.prepare_output_dir(FLAGS.output_dir)
     splits = [split for split, wanted in (("train", FLAGS.do_train), ("dev", FLAGS.do_eval), ("test", FLAGS.do_predict))
               if wanted]
@@ -369,7 +390,7 @@ def main(argv):
 
     # Model.
     trainer = training.Trainer(lambda dtype: modeling.BertClassifierModel(
-        config, num_labels, compute_dtype=dtype, use_one_hot_embeddings=FLAGS.use_tpu), strategy)
+        config, num_labels, compute_dtype=dtype, use_one_hot_embeddings=FLAGS.use_tpu, encoder=encoder), strategy)
 
     # Loop.
     if FLAGS.do_train:

@@ -454,7 +454,7 @@ class FastBatchTokenizer:
         self._tf = tf
         self._exact = full_tokenizer
         max_chars = full_tokenizer.wordpiece_tokenizer.max_input_chars_per_word
-        self._fast = tensorflow_text.FastBertTokenizer(
+        self.fast_wordpiece = tensorflow_text.FastBertTokenizer(
             vocab=list(full_tokenizer.vocab),
             unknown_token=UNKNOWN_TOKEN,
             # Words within the reference's character limit always fit (UTF-8 has at most 4 bytes a
@@ -478,14 +478,22 @@ class FastBatchTokenizer:
         self._ascii_agrees = self._disagreeing_chars.isdisjoint(_ASCII_CHARS)
         self.texts_on_exact_path = 0
 
+    def graph_tokenize(self, texts):
+        """texts: string [batch] → ids int64 ragged [batch, (pieces)], in TensorFlow ops only (for
+        SavedModels): the fast path alone, the reference's ids for texts of agreeing characters
+        and words within the length limit (the class docstring says which differ)."""
+        return self.fast_wordpiece.tokenize(self._clean_in_graph(texts))
+
+    def _clean_in_graph(self, texts):
+        texts = self._tf.strings.regex_replace(texts, self._control_pattern, "")
+        return self._tf.strings.regex_replace(texts, self._cjk_pattern, " \\1 ")
+
     def _fast_ids_graph(self, texts):
         """texts: string [batch] → flat ids int64 [total], row lengths int64 [batch], and
         has_long_word bool [batch]: whether a word may pass the length limit."""
-        tf = self._tf
-        texts = tf.strings.regex_replace(texts, self._control_pattern, "")
-        texts = tf.strings.regex_replace(texts, self._cjk_pattern, " \\1 ")
-        ids = self._fast.tokenize(texts)
-        return ids.flat_values, ids.row_lengths(), tf.strings.regex_full_match(texts, self._long_word_pattern)
+        texts = self._clean_in_graph(texts)
+        ids = self.fast_wordpiece.tokenize(texts)
+        return ids.flat_values, ids.row_lengths(), self._tf.strings.regex_full_match(texts, self._long_word_pattern)
 
     def _run_fast(self, texts):
         """texts: list of str → (list of id lists, list of has_long_word flags)."""

@@ -131,11 +131,7 @@ def record_dataset_fn(files, parse_batch, global_batch_size, is_training, seed=0
         pipelines, index = input_context.num_input_pipelines, input_context.input_pipeline_id
         if not is_training:
             dataset = tf.data.TFRecordDataset(files).shard(pipelines, index)
-            dataset = dataset.batch(256).map(parse_batch).unbatch()
-            dataset = dataset.map(lambda features: {**features, "is_real_example": tf.constant(1, tf.int32)})
-            padding = dataset.take(1).map(lambda features: tf.nest.map_structure(tf.zeros_like, features))
-            dataset = dataset.concatenate(padding.repeat(batch_size - 1))
-            return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+            return batch_every_example(dataset.batch(256).map(parse_batch).unbatch(), batch_size)
         by_file = len(files) >= pipelines
         dataset = tf.data.Dataset.from_tensor_slices(files)
         if by_file:
@@ -151,6 +147,17 @@ def record_dataset_fn(files, parse_batch, global_batch_size, is_training, seed=0
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     return dataset_fn
+
+
+def batch_every_example(dataset, batch_size):
+    """Static-shaped batches of every example of `dataset`, in order, with `is_real_example` 1; the
+    last batch is padded with all-zero examples whose is_real_example is 0."""
+    dataset = dataset.map(lambda features: {**features, "is_real_example": tf.constant(1, tf.int32)})
+    # Made from the element spec, not from the data: a generator's examples are read once.
+    padding = tf.data.Dataset.from_tensors(tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype),
+                                                                 dataset.element_spec))
+    dataset = dataset.concatenate(padding.repeat(batch_size - 1))
+    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
 def prepare_output_dir(output_dir):
@@ -403,10 +410,30 @@ class Trainer:
         Args:
           predict_outputs: (model, features) → {name: tensor [b, ...]}.
         """
+        yield from self._predict(record_dataset_fn(files, parse_batch, FLAGS.predict_batch_size, is_training=False),
+                                 predict_outputs, checkpoint)
+
+    def predict_stream(self, make_examples, example_signature, predict_outputs, checkpoint=None):
+        """Yields {name: numpy value} for every example make_examples() yields, in order, reading
+        them only as batches need them (neither inputs nor outputs are held whole).
+
+        Args:
+          make_examples: () → iterator of {name: array}, one example each (called once per input pipeline).
+          example_signature: {name: tf.TensorSpec} of one example.
+          predict_outputs: (model, features) → {name: tensor [b, ...]}.
+        """
+        def dataset_fn(input_context):
+            batch_size = input_context.get_per_replica_batch_size(FLAGS.predict_batch_size)
+            dataset = tf.data.Dataset.from_generator(make_examples, output_signature=example_signature)
+            return batch_every_example(dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id),
+                                       batch_size)
+
+        yield from self._predict(dataset_fn, predict_outputs, checkpoint)
+
+    def _predict(self, dataset_fn, predict_outputs, checkpoint):
         self.check_batch_size(FLAGS.predict_batch_size, "--predict_batch_size")
         self.restore_for_inference(checkpoint)
-        dataset = self.strategy.distribute_datasets_from_function(
-            record_dataset_fn(files, parse_batch, FLAGS.predict_batch_size, is_training=False))
+        dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
 
         @tf.function
         def predict_step(features):

@@ -1,0 +1,174 @@
+"""extract_features.py and export_model.py: features against modeling.py's layers, the Hub encoder and
+preprocessing SavedModels through tensorflow_hub. Fine-tuning from a Hub export and the serving
+export are tested with run_classifier.py's real fine-tuning (tests/test_run_classifier.py)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO_ROOT, import_script, minilm_model_dir
+
+modeling = import_script("modeling")
+tokenization = import_script("tokenization")
+
+
+def run_script(name, *arguments):
+    result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, name), *arguments], capture_output=True, text=True)
+    return result
+
+
+@pytest.fixture(scope="module")
+def minilm(tmp_path_factory):
+    """all-MiniLM-L6-v2 converted to a reference checkpoint, and its exports."""
+    convert_checkpoint = import_script("convert_checkpoint")
+    directory = tmp_path_factory.mktemp("minilm")
+    convert_checkpoint.hf_to_reference(minilm_model_dir(), str(directory))
+    result = run_script("export_model.py", f"--bert_config_file={directory}/bert_config.json",
+                        f"--init_checkpoint={directory}/bert_model.ckpt", f"--vocab_file={directory}/vocab.txt",
+                        f"--export_dir={directory}/export")
+    assert result.returncode == 0, result.stderr[-3000:]
+    return directory
+
+
+def load_bert(directory):
+    bert = modeling.BertModel(modeling.BertConfig.from_json_file(f"{directory}/bert_config.json"))
+    modeling.load_checkpoint(f"{directory}/bert_model.ckpt", modeling.variables_by_name(bert))
+    return bert
+
+
+def sample_lines():
+    with open(os.path.join(REPO_ROOT, "sample_text.txt"), encoding="utf-8") as reader:
+        return [line.strip() for line in reader if line.strip()]
+
+
+def test_extract_features_equal_the_model_layers_in_the_reference_schema(minilm, tmp_path):
+    lines = sample_lines()[:5] + ["A man walks his dog. ||| The dog sleeps.", "", "word " * 40]
+    (tmp_path / "input.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    common = [f"--input_file={tmp_path}/input.txt", f"--vocab_file={minilm}/vocab.txt",
+              f"--bert_config_file={minilm}/bert_config.json", f"--init_checkpoint={minilm}/bert_model.ckpt",
+              "--max_seq_length=24", "--batch_size=3"]
+    result = run_script("extract_features.py", *common, f"--output_file={tmp_path}/features.jsonl", "--layers=-1,0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "input.txt:7: empty line" in result.stderr and "input.txt:8: longer than --max_seq_length=24" in result.stderr
+    records = [json.loads(line) for line in (tmp_path / "features.jsonl").read_text().splitlines()]
+    assert [r["linex_index"] for r in records] == list(range(len(lines)))
+    assert set(records[0]) == {"linex_index", "features"}
+    assert set(records[0]["features"][0]) == {"token", "layers"}
+    assert [layer["index"] for layer in records[0]["features"][0]["layers"]] == [-1, 0]
+
+    tokenizer = tokenization.FullTokenizer(f"{minilm}/vocab.txt")
+    extract_features = import_script("extract_features")
+    bert = load_bert(minilm)
+    for record, line in zip(records, lines):
+        input_ids, input_mask, segment_ids, _ = extract_features.featurize_line(line, tokenizer, 24)
+        length = sum(input_mask)
+        assert [f["token"] for f in record["features"]] == tokenizer.convert_ids_to_tokens(input_ids[:length])
+        outputs = bert(tf.constant([input_ids]), tf.constant([input_mask]), tf.constant([segment_ids]))
+        for position, feature in enumerate(record["features"]):
+            for layer in feature["layers"]:
+                expected = outputs.all_encoder_layers[layer["index"]][0, position].numpy()
+                np.testing.assert_allclose(layer["values"], expected, atol=1e-5)
+                assert all(round(v, 6) == v for v in layer["values"])
+    assert [f["token"] for f in records[5]["features"]] == ["[CLS]", "a", "man", "walks", "his", "dog", ".", "[SEP]",
+                                                           "the", "dog", "sleeps", ".", "[SEP]"]
+    assert [f["token"] for f in records[6]["features"]] == ["[CLS]", "[SEP]"] and len(records[7]["features"]) == 24
+
+    # One vector a line: the mean over word pieces, L2-normalised (sentence-transformers' pooling).
+    result = run_script("extract_features.py", *common, f"--output_file={tmp_path}/vectors.jsonl", "--pooling=mean",
+                        "--normalize", "--layers=-1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    vectors = [json.loads(line) for line in (tmp_path / "vectors.jsonl").read_text().splitlines()]
+    input_ids, input_mask, segment_ids, _ = extract_features.featurize_line(lines[0], tokenizer, 24)
+    sequence = bert(tf.constant([input_ids]), tf.constant([input_mask]), tf.constant([segment_ids])).sequence_output[0]
+    mean = sequence.numpy()[:sum(input_mask)].mean(0)
+    assert vectors[0]["linex_index"] == 0 and len(vectors) == len(lines)
+    np.testing.assert_allclose(vectors[0]["values"], mean / np.linalg.norm(mean), atol=1e-5)
+
+    result = run_script("extract_features.py", *common, f"--output_file={tmp_path}/bad.jsonl", "--layers=-1,6")
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == (
+        "error: --layers=-1,6: layer 6 is out of range: the model has 6 encoder layers (indexes -6...5)")
+    assert not (tmp_path / "bad.jsonl").exists()
+
+
+def test_hub_exports_load_and_equal_modeling(minilm):
+    import tensorflow_hub as hub
+    import tensorflow_text  # noqa: F401  (registers the preprocessing model's ops, as for Hub's own)
+    del tensorflow_text
+
+    encoder = hub.load(f"{minilm}/export/encoder")
+    preprocess = hub.load(f"{minilm}/export/preprocess")
+    texts = sample_lines()[:6]
+    inputs = preprocess(tf.constant(texts))
+    assert {k: v.shape.as_list() for k, v in inputs.items()} == {k: [6, 128] for k in
+                                                                  ("input_word_ids", "input_mask", "input_type_ids")}
+    bert = load_bert(minilm)
+    expected = bert(inputs["input_word_ids"], inputs["input_mask"], inputs["input_type_ids"])
+    outputs = encoder(inputs, training=False)
+    layer = hub.KerasLayer(f"{minilm}/export/encoder", trainable=True)
+    keras_outputs = layer(inputs)
+    for got in (outputs, keras_outputs):
+        np.testing.assert_allclose(got["pooled_output"], expected.pooled_output, atol=1e-5)
+        np.testing.assert_allclose(got["sequence_output"], expected.sequence_output, atol=1e-5)
+        assert len(got["encoder_outputs"]) == 6
+        np.testing.assert_allclose(got["encoder_outputs"][2], expected.all_encoder_layers[2], atol=1e-5)
+    assert len(layer.trainable_weights) == len(bert.trainable_variables)
+    assert {w.name.split(":")[0] for w in layer.trainable_weights} == set(modeling.variables_by_name(bert))
+    assert bool(encoder.do_lower_case.numpy())
+    assert open(encoder.vocab_file.asset_path.numpy().decode()).read() == open(f"{minilm}/vocab.txt").read()
+
+    # tokenize and bert_pack_inputs, a pair at another length: the reference's truncation of the longer side.
+    tokenizer = tokenization.FullTokenizer(f"{minilm}/vocab.txt")
+    run_classifier = import_script("run_classifier")
+    task = run_classifier.Task({}, {}, ["0"], True, "T")
+    for text_a, text_b in zip(texts[:3], texts[3:6]):
+        packed = preprocess.bert_pack_inputs([preprocess.tokenize(tf.constant([text_a])),
+                                              preprocess.tokenize(tf.constant([text_b]))], seq_length=20)
+        features = run_classifier.featurize(run_classifier.InputExample("x", text_a, text_b, "0"), task, tokenizer, 20)
+        assert packed["input_word_ids"][0].numpy().tolist() == features["input_ids"]
+        assert packed["input_type_ids"][0].numpy().tolist() == features["segment_ids"]
+        assert packed["input_mask"][0].numpy().tolist() == features["input_mask"]
+
+
+def test_preprocessing_ids_equal_full_tokenizer_on_real_text(minilm, enwiki_lines):
+    """Every enwiki_sample line: identical ids, except lines holding a character on which
+    tensorflow-text normalises otherwise than the reference (ß, ½, ², ... : the characters
+    FastBatchTokenizer routes to its exact path); those lines are counted and must be few."""
+    import tensorflow_hub as hub
+    import tensorflow_text  # noqa: F401
+    del tensorflow_text
+
+    preprocess = hub.load(f"{minilm}/export/preprocess")
+    tokenizer = tokenization.FullTokenizer(f"{minilm}/vocab.txt")
+    fast = tokenization.FastBatchTokenizer(tokenizer)
+    lines = [line for line in enwiki_lines if line.strip()]
+    fast._learn_chars(set("".join(lines)))
+    differing = 0
+    for start in range(0, len(lines), 512):
+        batch = lines[start:start + 512]
+        pieces = preprocess.tokenize(tf.constant(batch)).merge_dims(-2, -1).to_list()
+        for line, ids in zip(batch, pieces):
+            if ids != tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line)):
+                differing += 1
+                assert not fast._disagreeing_chars.isdisjoint(line) or len(max(line.split(), key=len)) > 60, line
+    print(f"preprocessing model vs FullTokenizer: {len(lines) - differing}/{len(lines)} enwiki lines identical")
+    assert differing <= 0.01 * len(lines)
+
+
+def test_export_reports_bad_input_in_one_line(minilm, tmp_path):
+    common = [f"--bert_config_file={minilm}/bert_config.json", f"--init_checkpoint={minilm}/bert_model.ckpt",
+              f"--export_dir={tmp_path}/export"]
+    (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n")
+    cases = [(common[:2] + [f"--vocab_file={minilm}/vocab.txt"], "error: --export_dir is required"),
+             (common + [f"--vocab_file={tmp_path}/vocab.txt"],
+              f"error: --vocab_file={tmp_path}/vocab.txt has 5 tokens but {minilm}/bert_config.json says vocab_size 30522"),
+             ([common[0], f"--init_checkpoint={tmp_path}/none", common[2], f"--vocab_file={minilm}/vocab.txt"],
+              f"error: checkpoint {tmp_path}/none: no such checkpoint ({tmp_path}/none.index is missing)")]
+    for arguments, message in cases:
+        result = run_script("export_model.py", *arguments)
+        assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == message
+    assert not (tmp_path / "export" / "encoder").exists()
