@@ -45,6 +45,31 @@ def minilm_model_dir():
 
 
 @pytest.fixture(scope="session")
+def minilm_checkpoint(tmp_path_factory):
+    """all-MiniLM-L6-v2 converted to a reference checkpoint folder (bert_model.ckpt, bert_config.json, vocab.txt)."""
+    convert_checkpoint = import_script("convert_checkpoint")
+    directory = tmp_path_factory.mktemp("minilm")
+    convert_checkpoint.hf_to_reference(minilm_model_dir(), str(directory))
+    return directory
+
+
+@pytest.fixture(scope="session")
+def enwiki_articles(tmp_path_factory):
+    """The enwiki_sample articles as lists of their sentences of more than 4 words (split by
+    prepare_pretraining_text.py)."""
+    import subprocess
+
+    corpus = os.path.join(SHARED_DATA_DIR, "corpora", "enwiki_sample.txt")
+    if not os.path.exists(corpus):
+        pytest.skip(f"{corpus} is absent: ../shared/data is not beside this checkout")
+    sentences_file = tmp_path_factory.mktemp("enwiki") / "sentences.txt"
+    subprocess.run([sys.executable, os.path.join(REPO_ROOT, "prepare_pretraining_text.py"), f"--input_file={corpus}",
+                    f"--output_file={sentences_file}"], check=True, capture_output=True)
+    return [[s for s in block.splitlines() if len(s.split()) > 4]
+            for block in sentences_file.read_text(encoding="utf-8").split("\n\n")]
+
+
+@pytest.fixture(scope="session")
 def bert_base_uncased_vocab():
     """Path of the standard bert-base-uncased vocab.txt (30,522 tokens) shipped with all-MiniLM-L6-v2."""
     return os.path.join(minilm_model_dir(), "vocab.txt")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO_ROOT, import_script, minilm_model_dir
+from conftest import REPO_ROOT, import_script
 
 modeling = import_script("modeling")
 tokenization = import_script("tokenization")
@@ -23,14 +23,12 @@ def run_script(name, *arguments):
 
 
 @pytest.fixture(scope="module")
-def minilm(tmp_path_factory):
-    """all-MiniLM-L6-v2 converted to a reference checkpoint, and its exports."""
-    convert_checkpoint = import_script("convert_checkpoint")
-    directory = tmp_path_factory.mktemp("minilm")
-    convert_checkpoint.hf_to_reference(minilm_model_dir(), str(directory))
-    result = run_script("export_model.py", f"--bert_config_file={directory}/bert_config.json",
-                        f"--init_checkpoint={directory}/bert_model.ckpt", f"--vocab_file={directory}/vocab.txt",
-                        f"--export_dir={directory}/export")
+def minilm_export(minilm_checkpoint, tmp_path_factory):
+    """export_model.py's encoder/ and preprocess/ of all-MiniLM-L6-v2."""
+    directory = tmp_path_factory.mktemp("minilm_export")
+    result = run_script("export_model.py", f"--bert_config_file={minilm_checkpoint}/bert_config.json",
+                        f"--init_checkpoint={minilm_checkpoint}/bert_model.ckpt",
+                        f"--vocab_file={minilm_checkpoint}/vocab.txt", f"--export_dir={directory}")
     assert result.returncode == 0, result.stderr[-3000:]
     return directory
 
@@ -46,11 +44,11 @@ def sample_lines():
         return [line.strip() for line in reader if line.strip()]
 
 
-def test_extract_features_equal_the_model_layers_in_the_reference_schema(minilm, tmp_path):
+def test_extract_features_equal_the_model_layers_in_the_reference_schema(minilm_checkpoint, tmp_path):
     lines = sample_lines()[:5] + ["A man walks his dog. ||| The dog sleeps.", "", "word " * 40]
     (tmp_path / "input.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    common = [f"--input_file={tmp_path}/input.txt", f"--vocab_file={minilm}/vocab.txt",
-              f"--bert_config_file={minilm}/bert_config.json", f"--init_checkpoint={minilm}/bert_model.ckpt",
+    common = [f"--input_file={tmp_path}/input.txt", f"--vocab_file={minilm_checkpoint}/vocab.txt",
+              f"--bert_config_file={minilm_checkpoint}/bert_config.json", f"--init_checkpoint={minilm_checkpoint}/bert_model.ckpt",
               "--max_seq_length=24", "--batch_size=3"]
     result = run_script("extract_features.py", *common, f"--output_file={tmp_path}/features.jsonl", "--layers=-1,0")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -61,9 +59,9 @@ def test_extract_features_equal_the_model_layers_in_the_reference_schema(minilm,
     assert set(records[0]["features"][0]) == {"token", "layers"}
     assert [layer["index"] for layer in records[0]["features"][0]["layers"]] == [-1, 0]
 
-    tokenizer = tokenization.FullTokenizer(f"{minilm}/vocab.txt")
+    tokenizer = tokenization.FullTokenizer(f"{minilm_checkpoint}/vocab.txt")
     extract_features = import_script("extract_features")
-    bert = load_bert(minilm)
+    bert = load_bert(minilm_checkpoint)
     for record, line in zip(records, lines):
         input_ids, input_mask, segment_ids, _ = extract_features.featurize_line(line, tokenizer, 24)
         length = sum(input_mask)
@@ -95,21 +93,21 @@ def test_extract_features_equal_the_model_layers_in_the_reference_schema(minilm,
     assert not (tmp_path / "bad.jsonl").exists()
 
 
-def test_hub_exports_load_and_equal_modeling(minilm):
+def test_hub_exports_load_and_equal_modeling(minilm_checkpoint, minilm_export):
     import tensorflow_hub as hub
     import tensorflow_text  # noqa: F401  (registers the preprocessing model's ops, as for Hub's own)
     del tensorflow_text
 
-    encoder = hub.load(f"{minilm}/export/encoder")
-    preprocess = hub.load(f"{minilm}/export/preprocess")
+    encoder = hub.load(f"{minilm_export}/encoder")
+    preprocess = hub.load(f"{minilm_export}/preprocess")
     texts = sample_lines()[:6]
     inputs = preprocess(tf.constant(texts))
     assert {k: v.shape.as_list() for k, v in inputs.items()} == {k: [6, 128] for k in
                                                                   ("input_word_ids", "input_mask", "input_type_ids")}
-    bert = load_bert(minilm)
+    bert = load_bert(minilm_checkpoint)
     expected = bert(inputs["input_word_ids"], inputs["input_mask"], inputs["input_type_ids"])
     outputs = encoder(inputs, training=False)
-    layer = hub.KerasLayer(f"{minilm}/export/encoder", trainable=True)
+    layer = hub.KerasLayer(f"{minilm_export}/encoder", trainable=True)
     keras_outputs = layer(inputs)
     for got in (outputs, keras_outputs):
         np.testing.assert_allclose(got["pooled_output"], expected.pooled_output, atol=1e-5)
@@ -119,10 +117,10 @@ def test_hub_exports_load_and_equal_modeling(minilm):
     assert len(layer.trainable_weights) == len(bert.trainable_variables)
     assert {w.name.split(":")[0] for w in layer.trainable_weights} == set(modeling.variables_by_name(bert))
     assert bool(encoder.do_lower_case.numpy())
-    assert open(encoder.vocab_file.asset_path.numpy().decode()).read() == open(f"{minilm}/vocab.txt").read()
+    assert open(encoder.vocab_file.asset_path.numpy().decode()).read() == open(f"{minilm_checkpoint}/vocab.txt").read()
 
     # tokenize and bert_pack_inputs, a pair at another length: the reference's truncation of the longer side.
-    tokenizer = tokenization.FullTokenizer(f"{minilm}/vocab.txt")
+    tokenizer = tokenization.FullTokenizer(f"{minilm_checkpoint}/vocab.txt")
     run_classifier = import_script("run_classifier")
     task = run_classifier.Task({}, {}, ["0"], True, "T")
     for text_a, text_b in zip(texts[:3], texts[3:6]):
@@ -134,7 +132,7 @@ def test_hub_exports_load_and_equal_modeling(minilm):
         assert packed["input_mask"][0].numpy().tolist() == features["input_mask"]
 
 
-def test_preprocessing_ids_equal_full_tokenizer_on_real_text(minilm, enwiki_lines):
+def test_preprocessing_ids_equal_full_tokenizer_on_real_text(minilm_checkpoint, minilm_export, enwiki_lines):
     """Every enwiki_sample line: identical ids, except lines holding a character on which
     tensorflow-text normalises otherwise than the reference (ß, ½, ², ... : the characters
     FastBatchTokenizer routes to its exact path); those lines are counted and must be few."""
@@ -142,8 +140,8 @@ def test_preprocessing_ids_equal_full_tokenizer_on_real_text(minilm, enwiki_line
     import tensorflow_text  # noqa: F401
     del tensorflow_text
 
-    preprocess = hub.load(f"{minilm}/export/preprocess")
-    tokenizer = tokenization.FullTokenizer(f"{minilm}/vocab.txt")
+    preprocess = hub.load(f"{minilm_export}/preprocess")
+    tokenizer = tokenization.FullTokenizer(f"{minilm_checkpoint}/vocab.txt")
     fast = tokenization.FastBatchTokenizer(tokenizer)
     lines = [line for line in enwiki_lines if line.strip()]
     fast._learn_chars(set("".join(lines)))
@@ -159,14 +157,14 @@ def test_preprocessing_ids_equal_full_tokenizer_on_real_text(minilm, enwiki_line
     assert differing <= 0.01 * len(lines)
 
 
-def test_export_reports_bad_input_in_one_line(minilm, tmp_path):
-    common = [f"--bert_config_file={minilm}/bert_config.json", f"--init_checkpoint={minilm}/bert_model.ckpt",
+def test_export_reports_bad_input_in_one_line(minilm_checkpoint, tmp_path):
+    common = [f"--bert_config_file={minilm_checkpoint}/bert_config.json", f"--init_checkpoint={minilm_checkpoint}/bert_model.ckpt",
               f"--export_dir={tmp_path}/export"]
     (tmp_path / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\n")
-    cases = [(common[:2] + [f"--vocab_file={minilm}/vocab.txt"], "error: --export_dir is required"),
+    cases = [(common[:2] + [f"--vocab_file={minilm_checkpoint}/vocab.txt"], "error: --export_dir is required"),
              (common + [f"--vocab_file={tmp_path}/vocab.txt"],
-              f"error: --vocab_file={tmp_path}/vocab.txt has 5 tokens but {minilm}/bert_config.json says vocab_size 30522"),
-             ([common[0], f"--init_checkpoint={tmp_path}/none", common[2], f"--vocab_file={minilm}/vocab.txt"],
+              f"error: --vocab_file={tmp_path}/vocab.txt has 5 tokens but {minilm_checkpoint}/bert_config.json says vocab_size 30522"),
+             ([common[0], f"--init_checkpoint={tmp_path}/none", common[2], f"--vocab_file={minilm_checkpoint}/vocab.txt"],
               f"error: checkpoint {tmp_path}/none: no such checkpoint ({tmp_path}/none.index is missing)")]
     for arguments, message in cases:
         result = run_script("export_model.py", *arguments)

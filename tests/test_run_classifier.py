@@ -13,7 +13,7 @@ import pytest
 
 import errors
 
-from conftest import REPO_ROOT, SHARED_DATA_DIR, import_script, minilm_model_dir
+from conftest import REPO_ROOT, SHARED_DATA_DIR, import_script
 
 run_classifier = import_script("run_classifier")
 
@@ -195,14 +195,6 @@ def test_metrics_equal_scikit_learn_and_scipy():
 
 # Real fine-tuning.
 
-@pytest.fixture(scope="module")
-def minilm_checkpoint(tmp_path_factory):
-    convert_checkpoint = import_script("convert_checkpoint")
-    directory = tmp_path_factory.mktemp("minilm")
-    convert_checkpoint.hf_to_reference(minilm_model_dir(), str(directory))
-    return directory
-
-
 def run_classifier_command(checkpoint_dir, data_dir, output_dir, task_name, *extra):
     command = [sys.executable, os.path.join(REPO_ROOT, "run_classifier.py"), f"--task_name={task_name}",
                f"--data_dir={data_dir}", f"--output_dir={output_dir}", f"--vocab_file={checkpoint_dir}/vocab.txt",
@@ -286,18 +278,11 @@ def test_fine_tunes_minilm_on_movie_review_polarity_from_checkpoint_and_hub_then
     assert pair["probabilities"].shape == (1, 2)
 
 
-def test_fine_tunes_minilm_on_a_sentence_pair_task_built_from_real_text(minilm_checkpoint, enwiki_lines, tmp_path):
+def test_fine_tunes_minilm_on_a_sentence_pair_task_built_from_real_text(minilm_checkpoint, enwiki_articles, tmp_path):
     """Pairs of Wikipedia sentences in MRPC layout: label 1 when the second sentence follows the first
     in its article, 0 when it comes from another article; 400 to train, 100 to evaluate (seen:
     accuracy 0.77, F1 0.76, in about 80 s)."""
-    del enwiki_lines
-    sentences_file = tmp_path / "sentences.txt"
-    subprocess.run([sys.executable, os.path.join(REPO_ROOT, "prepare_pretraining_text.py"),
-                    f"--input_file={os.path.join(SHARED_DATA_DIR, 'corpora', 'enwiki_sample.txt')}",
-                    f"--output_file={sentences_file}"], check=True, capture_output=True)
-    articles = [[s for s in block.splitlines() if len(s.split()) > 4]
-                for block in sentences_file.read_text(encoding="utf-8").split("\n\n")]
-    articles = [a for a in articles if len(a) > 10]
+    articles = [a for a in enwiki_articles if len(a) > 10]
     rng = random.Random(1)
     rows = []
     for index in range(500):

@@ -16,7 +16,7 @@ import pytest
 
 import errors
 
-from conftest import REPO_ROOT, SHARED_DATA_DIR, import_script, minilm_model_dir
+from conftest import REPO_ROOT, SHARED_DATA_DIR, import_script
 
 run_squad = import_script("run_squad")
 tokenization = import_script("tokenization")
@@ -333,27 +333,6 @@ def first_candidate_baseline(dataset):
     return 100.0 * np.mean(exact)
 
 
-@pytest.fixture(scope="module")
-def enwiki_articles(tmp_path_factory):
-    corpus = os.path.join(SHARED_DATA_DIR, "corpora", "enwiki_sample.txt")
-    if not os.path.exists(corpus):
-        pytest.skip(f"{corpus} is absent: ../shared/data is not beside this checkout")
-    sentences_file = tmp_path_factory.mktemp("enwiki") / "sentences.txt"
-    subprocess.run([sys.executable, os.path.join(REPO_ROOT, "prepare_pretraining_text.py"), f"--input_file={corpus}",
-                    f"--output_file={sentences_file}"], check=True, capture_output=True)
-    articles = [[s for s in block.splitlines() if len(s.split()) > 4]
-                for block in sentences_file.read_text(encoding="utf-8").split("\n\n")]
-    return [a for a in articles if len(a) > 12]
-
-
-@pytest.fixture(scope="module")
-def minilm_checkpoint(tmp_path_factory):
-    convert_checkpoint = import_script("convert_checkpoint")
-    directory = tmp_path_factory.mktemp("minilm")
-    convert_checkpoint.hf_to_reference(minilm_model_dir(), str(directory))
-    return directory
-
-
 def run_squad_command(checkpoint_dir, output_dir, *extra):
     command = [sys.executable, os.path.join(REPO_ROOT, "run_squad.py"), f"--output_dir={output_dir}",
                f"--vocab_file={checkpoint_dir}/vocab.txt", f"--bert_config_file={checkpoint_dir}/bert_config.json",
@@ -373,7 +352,8 @@ def test_fine_tunes_minilm_on_squad_built_from_real_text(minilm_checkpoint, enwi
     ~130 word pieces: two spans at max_seq_length 128). EM and F1 must beat the first-candidate
     baseline by 20 points (seen: baseline EM 15; EM 55, F1 66 after 2 epochs, in about 100 s)."""
     rng = random.Random(0)
-    train, dev = extractive_set(enwiki_articles, 600, rng), extractive_set(enwiki_articles, 150, rng)
+    articles = [a for a in enwiki_articles if len(a) > 12]
+    train, dev = extractive_set(articles, 600, rng), extractive_set(articles, 150, rng)
     (tmp_path / "train.json").write_text(json.dumps(train))
     (tmp_path / "dev.json").write_text(json.dumps(dev))
     result, seconds = run_squad_command(
@@ -401,7 +381,8 @@ def test_squad_2_end_to_end_with_unanswerable_questions(minilm_checkpoint, enwik
     alone from the output. F1 must beat abstaining on every question by 10 points (seen: F1 62
     against 35, HasAns F1 41, NoAns 100, in about 130 s)."""
     rng = random.Random(1)
-    train, dev = extractive_set(enwiki_articles, 600, rng, 1 / 3), extractive_set(enwiki_articles, 120, rng, 1 / 3)
+    articles = [a for a in enwiki_articles if len(a) > 12]
+    train, dev = extractive_set(articles, 600, rng, 1 / 3), extractive_set(articles, 120, rng, 1 / 3)
     (tmp_path / "train.json").write_text(json.dumps(train))
     (tmp_path / "dev.json").write_text(json.dumps(dev))
     common = ["--version_2_with_negative=True", f"--predict_file={tmp_path}/dev.json", "--do_predict=True"]
