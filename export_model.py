@@ -136,11 +136,10 @@ def encoder_export(bert, vocab_file, do_lower_case, config_file):
     return export
 
 
-def preprocess_export(full_tokenizer, vocab_file, do_lower_case, seq_length):
+def preprocess_export(graph_tokenizer, packer, vocab_file, do_lower_case, seq_length):
     """The Hub preprocessing object: __call__, tokenize and bert_pack_inputs."""
     export = hub_asset_holder(vocab_file, do_lower_case)
-    export.tokenizer = GraphTokenizer(full_tokenizer)
-    export.packer = BertPacker(full_tokenizer.vocab["[CLS]"], full_tokenizer.vocab["[SEP]"])
+    export.tokenizer, export.packer = graph_tokenizer, packer
     texts = tf.TensorSpec([None], tf.string)
 
     export.tokenize = tf.function(export.tokenizer.words, input_signature=[texts])
@@ -162,12 +161,10 @@ def preprocess_export(full_tokenizer, vocab_file, do_lower_case, seq_length):
     return export
 
 
-def classifier_export(model, full_tokenizer, labels, seq_length):
+def classifier_export(model, graph_tokenizer, packer, labels, seq_length):
     """The serving object of a fine-tuned classifier, with its two signatures."""
     export = tf.Module()
-    export.model = model
-    export.tokenizer = GraphTokenizer(full_tokenizer)
-    export.packer = BertPacker(full_tokenizer.vocab["[CLS]"], full_tokenizer.vocab["[SEP]"])
+    export.model, export.tokenizer, export.packer = model, graph_tokenizer, packer
     export.labels = tf.constant(labels)
 
     def classify(segments):
@@ -214,7 +211,11 @@ def main(argv):
     modeling.load_checkpoint(checkpoint, modeling.variables_by_name(bert))
     save_atomically(encoder_export(bert, FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.bert_config_file),
                     os.path.join(FLAGS.export_dir, "encoder"))
-    save_atomically(preprocess_export(tokenizer, FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.max_seq_length),
+    # One in-graph tokenizer for both exports: building it checks every ASCII character both ways.
+    graph_tokenizer = GraphTokenizer(tokenizer)
+    packer = BertPacker(tokenizer.vocab["[CLS]"], tokenizer.vocab["[SEP]"])
+    save_atomically(preprocess_export(graph_tokenizer, packer, FLAGS.vocab_file, FLAGS.do_lower_case,
+                                      FLAGS.max_seq_length),
                     os.path.join(FLAGS.export_dir, "preprocess"))
     if "output_weights" in shapes:
         num_labels = shapes["output_weights"][0]
@@ -222,11 +223,12 @@ def main(argv):
         if len(labels) != num_labels:
             raise errors.InputError(f"--label_list has {len(labels)} labels but the classifier in {checkpoint} "
                                     f"has {num_labels} outputs")
-        model = modeling.BertClassifierModel(config, num_labels)
+        model = modeling.BertClassifierModel(config, num_labels, encoder=bert)
         modeling.load_checkpoint(checkpoint, modeling.variables_by_name(model))
-        export, signatures = classifier_export(model, tokenizer, labels, FLAGS.max_seq_length)
+        export, signatures = classifier_export(model, graph_tokenizer, packer, labels, FLAGS.max_seq_length)
         tf.io.gfile.makedirs(os.path.join(FLAGS.export_dir, "classifier"))
         save_atomically(export, os.path.join(FLAGS.export_dir, "classifier", "1"), signatures)
+
 
 if __name__ == "__main__":
     errors.run_script(main)

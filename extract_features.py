@@ -69,26 +69,13 @@ def parse_layers(value, num_hidden_layers):
 
 
 def featurize_line(line, tokenizer, max_seq_length):
-    """A line → (input_ids, input_mask, segment_ids [max_seq_length], whether it was truncated).
-
-    `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`; a pair is cut from the end of its longer side.
-    """
+    """A line → (input_ids, input_mask, segment_ids [max_seq_length], whether it was truncated),
+    packed by tokenization.pack_segments: a pair is cut from the end of its longer side."""
     match = PAIR_PATTERN.match(line)
     text_a, text_b = (match.group(1), match.group(2)) if match else (line, None)
-    tokens_a = tokenizer.tokenize(text_a)
-    tokens_b = tokenizer.tokenize(text_b) if text_b is not None else []
-    budget = max_seq_length - (3 if text_b is not None else 2)
-    truncated = len(tokens_a) + len(tokens_b) > budget
-    while len(tokens_a) + len(tokens_b) > budget:
-        (tokens_a if len(tokens_a) > len(tokens_b) else tokens_b).pop()
-    tokens = ["[CLS]"] + tokens_a + ["[SEP]"]
-    segment_ids = [0] * len(tokens)
-    if text_b is not None:
-        tokens += tokens_b + ["[SEP]"]
-        segment_ids += [1] * (len(tokens_b) + 1)
-    padding = [0] * (max_seq_length - len(tokens))
-    return (tokenizer.convert_tokens_to_ids(tokens) + padding, [1] * len(tokens) + padding, segment_ids + padding,
-            truncated)
+    tokens_b = tokenizer.tokenize(text_b) if text_b is not None else None
+    features = tokenization.pack_segments(tokenizer, tokenizer.tokenize(text_a), tokens_b, max_seq_length)
+    return features["input_ids"], features["input_mask"], features["segment_ids"], features["truncated"]
 
 
 def read_examples(path, tokenizer, max_seq_length, counts):

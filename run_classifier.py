@@ -224,36 +224,17 @@ def get_task(task_name, data_dir):
 
 # Featurization.
 
-def truncate_seq_pair(tokens_a, tokens_b, max_length):
-    """Pops from the end of the longer list until both fit in max_length, in place (the reference's rule)."""
-    while len(tokens_a) + len(tokens_b) > max_length:
-        (tokens_a if len(tokens_a) > len(tokens_b) else tokens_b).pop()
-
-
 def featurize(example, task, tokenizer, max_seq_length):
-    """An InputExample → {input_ids, input_mask, segment_ids [max_seq_length], label_id} as the reference.
-
-    `[CLS] A [SEP]` or `[CLS] A [SEP] B [SEP]`, segment ids 0 then 1, zero padding.
-    """
-    tokens_a = tokenizer.tokenize(example.text_a)
+    """An InputExample → {input_ids, input_mask, segment_ids [max_seq_length], label_ids, tokens} as
+    the reference (tokenization.pack_segments)."""
     tokens_b = tokenizer.tokenize(example.text_b) if example.text_b is not None else None
-    if tokens_b is not None:
-        truncate_seq_pair(tokens_a, tokens_b, max_seq_length - 3)
-    else:
-        del tokens_a[max_seq_length - 2:]
-    tokens = ["[CLS]"] + tokens_a + ["[SEP]"]
-    segment_ids = [0] * len(tokens)
-    if tokens_b:
-        tokens += tokens_b + ["[SEP]"]
-        segment_ids += [1] * (len(tokens_b) + 1)
-    input_ids = tokenizer.convert_tokens_to_ids(tokens)
-    padding = [0] * (max_seq_length - len(input_ids))
+    features = tokenization.pack_segments(tokenizer, tokenizer.tokenize(example.text_a), tokens_b, max_seq_length)
     if example.label is None:
         label = 0.0 if task.is_regression else 0
     else:
         label = float(example.label) if task.is_regression else task.labels.index(example.label)
-    return {"input_ids": input_ids + padding, "input_mask": [1] * len(input_ids) + padding,
-            "segment_ids": segment_ids + padding, "label_ids": label, "tokens": tokens}
+    return {"input_ids": features["input_ids"], "input_mask": features["input_mask"],
+            "segment_ids": features["segment_ids"], "label_ids": label, "tokens": features["tokens"]}
 
 
 def write_records(examples, task, tokenizer, max_seq_length, path):

@@ -420,6 +420,32 @@ class SentencePieceTokenizer:
         return [self.convert_tokens_to_ids(self.tokenize(text)) for text in texts]
 
 
+def pack_segments(tokenizer, tokens_a, tokens_b, max_seq_length):
+    """One or two segments of word pieces → the reference's model inputs.
+
+    `[CLS] a [SEP]` or `[CLS] a [SEP] b [SEP]`, segment ids 0 then 1, zero padding. A pair is cut
+    by popping from the end of the longer segment until it fits (the reference's rule), a single
+    segment from its end. tokens_b is None for one text; the lists are cut in place.
+
+    Returns:
+      {"tokens", "input_ids", "input_mask", "segment_ids" [max_seq_length], "truncated"}.
+    """
+    budget = max_seq_length - (2 if tokens_b is None else 3)
+    truncated = len(tokens_a) + len(tokens_b or ()) > budget
+    if tokens_b is None:
+        del tokens_a[budget:]
+    while tokens_b is not None and len(tokens_a) + len(tokens_b) > budget:
+        (tokens_a if len(tokens_a) > len(tokens_b) else tokens_b).pop()
+    tokens = ["[CLS]"] + tokens_a + ["[SEP]"]
+    segment_ids = [0] * len(tokens)
+    if tokens_b:
+        tokens += tokens_b + ["[SEP]"]
+        segment_ids += [1] * (len(tokens_b) + 1)
+    padding = [0] * (max_seq_length - len(tokens))
+    return {"tokens": tokens, "input_ids": tokenizer.convert_tokens_to_ids(tokens) + padding,
+            "input_mask": [1] * len(tokens) + padding, "segment_ids": segment_ids + padding, "truncated": truncated}
+
+
 def load_tokenizer(vocab_file, do_lower_case=True, spm_model_file=None, protect_special_tokens=False):
     """The tokenizer the scripts' flags ask for: SentencePiece when spm_model_file is set."""
     if spm_model_file:
