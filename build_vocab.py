@@ -19,7 +19,7 @@ SentencePiece: a unigram (or --spm_algorithm=bpe) model whose pieces include [PA
 
 import collections
 import heapq
-import os
+import io
 
 from absl import flags
 from absl import logging
@@ -121,21 +121,28 @@ def learn_wordpiece_vocab(word_counts, vocab_size, min_frequency=2, reserved_tok
 
 
 def train_sentencepiece(paths, model_prefix, vocab_size, do_lower_case, algorithm):
-    """Trains a SentencePiece model to `model_prefix`.model / .vocab, renamed into place when done."""
+    """Trains a SentencePiece model to `model_prefix`.model / .vocab, each written through a temporary name.
+
+    The text streams in through file_io and the model comes back as bytes, so inputs and outputs
+    may be on any filesystem; the .vocab file (`piece<TAB>score` lines) is written from the model.
+    """
     import sentencepiece
 
-    temporary_prefix = f"{model_prefix}.tmp-{os.getpid()}"
+    model = io.BytesIO()
+    sentences = (line for path in paths for line in tokenization.read_text_lines(path))
     try:
         sentencepiece.SentencePieceTrainer.Train(
-            input=paths, model_prefix=temporary_prefix, vocab_size=vocab_size, model_type=algorithm,
+            sentence_iterator=sentences, model_writer=model, vocab_size=vocab_size, model_type=algorithm,
             pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, pad_piece="[PAD]", unk_piece=tokenization.UNKNOWN_TOKEN,
             user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"],
             normalization_rule_name="nmt_nfkc_cf" if do_lower_case else "nmt_nfkc",
             input_sentence_size=10_000_000, shuffle_input_sentence=True, minloglevel=2)
     except RuntimeError as error:
         raise errors.InputError(f"--input_file: SentencePiece training failed ({str(error).splitlines()[0]})") from None
-    for suffix in (".model", ".vocab"):
-        os.replace(temporary_prefix + suffix, model_prefix + suffix)
+    processor = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue())
+    vocab = "".join(f"{processor.IdToPiece(i)}\t{processor.GetScore(i):g}\n" for i in range(processor.GetPieceSize()))
+    file_io.write_bytes_atomically(model_prefix + ".model", model.getvalue())
+    file_io.write_text_atomically(model_prefix + ".vocab", vocab)
 
 
 def main(argv):

@@ -18,10 +18,10 @@ The heads convert too: BertForPreTraining's `cls.*`, a sequence classifier's `cl
 (`cls/squad/...`). Every array is float32 in a reference checkpoint.
 """
 
+import io
 import json
 import os
 import re
-import shutil
 import struct
 
 from absl import flags
@@ -102,10 +102,10 @@ _SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, 
 
 def read_safetensors(path):
     """{name: numpy array} from a .safetensors file; bfloat16 arrays come back as float32."""
-    with open(path, "rb") as reader:
-        (header_size,) = struct.unpack("<Q", reader.read(8))
-        header = json.loads(reader.read(header_size))
-        data = reader.read()
+    raw_file = file_io.read_bytes(path)
+    (header_size,) = struct.unpack("<Q", raw_file[:8])
+    header = json.loads(raw_file[8:8 + header_size])
+    data = memoryview(raw_file)[8 + header_size:]
     arrays = {}
     for name, entry in header.items():
         if name == "__metadata__":
@@ -134,7 +134,7 @@ def write_safetensors(path, arrays):
         offset += array.nbytes
     header_bytes = json.dumps(header, separators=(",", ":")).encode("utf-8")
     header_bytes += b" " * (-len(header_bytes) % 8)  # the data starts 8-byte aligned
-    with file_io.atomic_output(path) as temporary, open(temporary, "wb") as writer:
+    with file_io.atomic_output(path) as temporary, file_io.open_file(temporary, "wb") as writer:
         writer.write(struct.pack("<Q", len(header_bytes)))
         writer.write(header_bytes)
         for name in names:
@@ -144,17 +144,17 @@ def write_safetensors(path, arrays):
 def read_hf_weights(model_dir):
     """{HF name: numpy array} from model.safetensors, or pytorch_model.bin when torch is installed."""
     safetensors_path = os.path.join(model_dir, "model.safetensors")
-    if os.path.exists(safetensors_path):
+    if file_io.exists(safetensors_path):
         return read_safetensors(safetensors_path)
     bin_path = os.path.join(model_dir, "pytorch_model.bin")
-    if not os.path.exists(bin_path):
+    if not file_io.exists(bin_path):
         raise errors.InputError(f"--hf_model_dir: {model_dir} has neither model.safetensors nor pytorch_model.bin")
     try:
         import torch
     except ImportError:
         raise errors.InputError(f"{bin_path}: reading pytorch_model.bin needs torch installed "
                                 "(or convert the folder to model.safetensors)") from None
-    state = torch.load(bin_path, map_location="cpu", weights_only=True)
+    state = torch.load(io.BytesIO(file_io.read_bytes(bin_path)), map_location="cpu", weights_only=True)
     return {name: tensor.float().numpy() if tensor.is_floating_point() else tensor.numpy()
             for name, tensor in state.items()}
 
@@ -178,10 +178,10 @@ def bert_config_from_hf(hf_config, config_path):
 def hf_to_reference(model_dir, output_dir):
     """Converts a Hugging Face BERT folder; returns the written checkpoint prefix."""
     config_path = os.path.join(model_dir, "config.json")
+    raw_config = file_io.read_bytes(config_path, "--hf_model_dir: ")
     try:
-        with open(config_path, encoding="utf-8") as reader:
-            hf_config = json.load(reader)
-    except (OSError, json.JSONDecodeError) as error:
+        hf_config = json.loads(raw_config)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise errors.InputError(f"--hf_model_dir: {config_path} cannot be read ({error})") from None
     config = bert_config_from_hf(hf_config, config_path)
     tensors = {}
@@ -193,14 +193,14 @@ def hf_to_reference(model_dir, output_dir):
     if "bert/embeddings/word_embeddings" not in tensors:
         raise errors.InputError(f"--hf_model_dir: {model_dir} holds no BERT embeddings: is it a BERT model?")
 
-    os.makedirs(output_dir, exist_ok=True)
+    file_io.makedirs(output_dir, "--output_dir: ")
     prefix = os.path.join(output_dir, "bert_model.ckpt")
     modeling.save_checkpoint(prefix, tensors)
     file_io.write_text_atomically(os.path.join(output_dir, "checkpoint"), 'model_checkpoint_path: "bert_model.ckpt"\n')
     file_io.write_text_atomically(os.path.join(output_dir, "bert_config.json"), config.to_json_string())
     vocab_path = os.path.join(model_dir, "vocab.txt")
-    if os.path.exists(vocab_path):
-        shutil.copyfile(vocab_path, os.path.join(output_dir, "vocab.txt"))
+    if file_io.exists(vocab_path):
+        file_io.copy_file(vocab_path, os.path.join(output_dir, "vocab.txt"))
     else:
         logging.warning("%s has no vocab.txt: supply one with --vocab_file when using the checkpoint", model_dir)
     return prefix
@@ -231,11 +231,11 @@ def reference_to_hf(checkpoint, bert_config_file, vocab_file, output_dir):
     if "output_weights" in arrays:
         hf_config["num_labels"] = int(arrays["output_weights"].shape[0])
 
-    os.makedirs(output_dir, exist_ok=True)
+    file_io.makedirs(output_dir, "--output_dir: ")
     write_safetensors(os.path.join(output_dir, "model.safetensors"), hf_arrays)
     file_io.write_text_atomically(os.path.join(output_dir, "config.json"), json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
     if vocab_file:
-        shutil.copyfile(vocab_file, os.path.join(output_dir, "vocab.txt"))
+        file_io.copy_file(vocab_file, os.path.join(output_dir, "vocab.txt"))
 
 
 def main(argv):

@@ -36,6 +36,7 @@ from absl import logging
 import tensorflow as tf
 
 import errors
+import file_io
 import modeling
 import tokenization
 from training import FLAGS  # with the shared --bert_config_file and --init_checkpoint
@@ -179,16 +180,16 @@ def classifier_export(model, graph_tokenizer, packer, labels, seq_length):
 
 
 def save_atomically(export, path, signatures=None):
-    """tf.saved_model.save into a temporary directory beside `path`, then renamed to it."""
-    temporary = f"{path}.tmp-{os.getpid()}"
+    """tf.saved_model.save into a hidden temporary directory beside `path`, then published to it
+    (saved_model.pb last on object stores: a loader never sees half an export)."""
+    temporary = file_io.temporary_path(path)
     try:
-        tf.saved_model.save(export, temporary, signatures=signatures)
-        if tf.io.gfile.exists(path):
-            tf.io.gfile.rmtree(path)
-        tf.io.gfile.rename(temporary, path)
+        with file_io.reporting(path, "cannot be written", "--export_dir: "):
+            tf.saved_model.save(export, temporary, signatures=signatures)
+            file_io.publish_directory(temporary, path)
     finally:
-        if tf.io.gfile.exists(temporary):
-            tf.io.gfile.rmtree(temporary)
+        if file_io.exists(temporary):
+            file_io.rmtree(temporary)
     logging.info("Wrote %s", path)
 
 
@@ -204,8 +205,8 @@ def main(argv):
         raise errors.InputError(f"--vocab_file={FLAGS.vocab_file} has {len(tokenizer.vocab)} tokens but "
                                 f"{FLAGS.bert_config_file} says vocab_size {config.vocab_size}")
     checkpoint = modeling.resolve_checkpoint(FLAGS.init_checkpoint)
-    shapes = dict(tf.train.list_variables(checkpoint))
-    tf.io.gfile.makedirs(FLAGS.export_dir)
+    shapes = modeling.checkpoint_shapes(checkpoint)
+    file_io.prepare_output_dir(FLAGS.export_dir, "export_dir")
 
     bert = modeling.BertModel(config)
     modeling.load_checkpoint(checkpoint, modeling.variables_by_name(bert))
@@ -226,7 +227,7 @@ def main(argv):
         model = modeling.BertClassifierModel(config, num_labels, encoder=bert)
         modeling.load_checkpoint(checkpoint, modeling.variables_by_name(model))
         export, signatures = classifier_export(model, graph_tokenizer, packer, labels, FLAGS.max_seq_length)
-        tf.io.gfile.makedirs(os.path.join(FLAGS.export_dir, "classifier"))
+        file_io.makedirs(os.path.join(FLAGS.export_dir, "classifier"), "--export_dir: ")
         save_atomically(export, os.path.join(FLAGS.export_dir, "classifier", "1"), signatures)
 
 

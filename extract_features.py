@@ -124,15 +124,17 @@ def main(argv):
     layers = parse_layers(FLAGS.layers, config.num_hidden_layers)
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
-    if not os.path.isfile(FLAGS.input_file):
+    if not file_io.exists(FLAGS.input_file) or file_io.isdir(FLAGS.input_file):
         raise errors.InputError(f"--input_file={FLAGS.input_file}: file not found")
     file_io.check_output_directory(FLAGS.output_file, "output_file")
     FLAGS.predict_batch_size = FLAGS.batch_size
     counts = {"empty": 0, "truncated": 0}
 
     # Model.
-    trainer = training.Trainer(lambda dtype: modeling.BertModel(
-        config, compute_dtype=dtype, use_one_hot_embeddings=FLAGS.use_one_hot_embeddings), strategy,
+    # The engine chooses one-hot lookups on TPU; the reference's flag asks for them anywhere.
+    trainer = training.Trainer(lambda compute_dtype, use_one_hot_embeddings: modeling.BertModel(
+        config, compute_dtype=compute_dtype, use_one_hot_embeddings=use_one_hot_embeddings or FLAGS.use_one_hot_embeddings),
+        strategy,
         output_dir=os.path.dirname(FLAGS.output_file) or ".")
 
     def predict_outputs(model, features):
@@ -153,7 +155,7 @@ def main(argv):
 
     # Loop and outputs.
     written = 0
-    with file_io.atomic_output(FLAGS.output_file) as temporary, tf.io.gfile.GFile(temporary, "w") as writer:
+    with file_io.atomic_output(FLAGS.output_file) as temporary, file_io.open_file(temporary, "w") as writer:
         outputs = trainer.predict_stream(
             lambda: read_examples(FLAGS.input_file, tokenizer, FLAGS.max_seq_length, counts),
             example_signature(FLAGS.max_seq_length), predict_outputs, checkpoint=FLAGS.init_checkpoint)

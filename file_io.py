@@ -1,89 +1,349 @@
-"""Input files and output files: globs that fail clearly, and writes that are never seen half done.
+"""Every path a user gives, local or on any tf.io.gfile scheme (gs://, ram://, hdfs://, s3://, ...).
 
-Paths with a scheme (gs://, hdfs://, ...) go through tf.io.gfile, as Cloud TPU users keep their
-data and checkpoints in buckets; local paths need no TensorFlow.
+Cloud TPU users keep vocabularies, configs, checkpoints, data and outputs in buckets, so every
+read, write, listing and rename of a user path goes through this module; no other module calls
+open(), os.path's file queries, glob, shutil or os.replace on one (tests/test_file_io.py checks).
+Local paths take a TensorFlow-free path (create_pretraining_data's workers never import it);
+paths with a scheme go through tf.io.gfile.
+
+Patterns: a user path is never used as a pattern. expand_input_files takes globs where the flag
+says so (--input_file), and even there a path that names an existing file is taken literally;
+everything else lists a directory and compares names.
+
+Never half-written. An output is written under a temporary name beside it, then renamed:
+  - the temporary name is hidden and ends in `.tmp-<host>-<pid>`: `.eval.tf_record.tmp-h-12`.
+    No glob whose name part starts with a letter or ends in an extension (`out*`, `*.tfrecord`)
+    matches it, and remove_stale_temporaries removes those a killed run of this host left.
+  - Local disk: os.replace, atomic, so the final name holds the old file or the whole new one.
+  - Object stores (gs://): there is no atomic rename, and gfile.rename is a copy then a delete.
+    A bucket object becomes visible only once its upload completes, so the final name still
+    appears whole or not at all; what can be left behind by a kill between the copy and the
+    delete is the hidden temporary, which no output glob matches.
+  - Several files that belong together (a checkpoint's data and index, a SavedModel folder)
+    are published file by file with the file readers look for written last: a checkpoint's
+    `.index`, then the `checkpoint` state file (training.py), a SavedModel's saved_model.pb
+    (publish_directory). A reader that finds that file finds the rest complete.
 """
 
 import contextlib
 import glob
 import os
+import socket
 import struct
+import sys
 
 from errors import InputError
 
+TEMPORARY_MARKER = ".tmp-"
+# What a reader of a SavedModel looks for first: copied last, so a visible one means a complete export.
+SAVED_MODEL_COMPLETION_FILES = ("saved_model.pb", "saved_model.pbtxt")
+# Dots would end the host part of a temporary's name.
+_HOST = socket.gethostname().replace(".", "_")
+# Enough to learn whether a bucket grants reading, without downloading the file.
+_PROBE_BYTES = 1
 
-def _is_remote(path):
-    return "://" in path
+
+def is_local(path):
+    return "://" not in path
 
 
 def _gfile():
-    import tensorflow as tf  # only for remote paths
+    import tensorflow as tf  # only for paths with a scheme
 
     return tf.io.gfile
+
+
+def _bucket(path):
+    """`gs://bucket` of `gs://bucket/a/b`; the scheme and authority of any remote path."""
+    scheme, rest = path.split("://", 1)
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def describe_error(error):
+    """The reason of an OSError or a tf.errors.OpError, on one line."""
+    if isinstance(error, OSError) and not hasattr(error, "error_code"):
+        return error.strerror or str(error)
+    message = getattr(error, "message", None) or str(error) or type(error).__name__
+    return message.strip().splitlines()[0]
+
+
+def _io_errors():
+    tf = sys.modules.get("tensorflow")
+    return (OSError, tf.errors.OpError) if tf is not None else (OSError,)
+
+
+def _is_permission_error(error):
+    tf = sys.modules.get("tensorflow")
+    return isinstance(error, PermissionError) or (tf is not None and isinstance(error, tf.errors.PermissionDeniedError))
+
+
+@contextlib.contextmanager
+def reporting(path, failure, prefix=""):
+    """Turns an I/O failure inside the block into one InputError, `<prefix><path>: <failure>
+    (<reason>)`, e.g. reporting(path, "cannot be read", "--vocab_file: "); a permission failure on a
+    bucket also says what to grant."""
+    try:
+        yield
+    except InputError:
+        raise
+    except _io_errors() as error:
+        message = f"{prefix}{path}: {failure} ({describe_error(error)})"
+        if _is_permission_error(error) and not is_local(path):
+            role = "roles/storage.objectViewer" if "read" in failure or "listed" in failure else "roles/storage.objectAdmin"
+            message += (f"; grant the account this runs as (on a Cloud TPU, the TPU's service account) {role} "
+                        f"on {_bucket(path)}")
+        raise InputError(message) from None
+
+
+# Queries.
+
+def exists(path):
+    return os.path.exists(path) if is_local(path) else _gfile().exists(path)
+
+
+def isdir(path):
+    return os.path.isdir(path) if is_local(path) else _gfile().isdir(path)
+
+
+def listdir(path):
+    """Names in directory `path`, sorted."""
+    return sorted(os.listdir(path) if is_local(path) else (name.rstrip("/") for name in _gfile().listdir(path)))
+
+
+def files_starting_with(directory, name_prefix):
+    """Paths of the entries of `directory` whose names start with `name_prefix`, sorted. The
+    directory is listed, never globbed: a directory named `exp[1]` or `a*b` is only itself."""
+    if not isdir(directory):
+        return []
+    return [os.path.join(directory, name) for name in listdir(directory) if name.startswith(name_prefix)]
 
 
 def expand_input_files(patterns, flag_name):
     """Comma-separated globs → their files, each pattern's sorted, in the order given.
 
-    Raises InputError naming the flag when it is empty or a pattern matches nothing.
+    A pattern that names an existing file is that file, even if it holds glob characters. Remote
+    inputs are probed for read access, one file per bucket, so a permission failure is reported
+    before any work. Raises InputError naming the flag when it is empty or a pattern matches nothing.
     """
-    files = []
+    files, probed = [], set()
     for pattern in filter(None, (p.strip() for p in (patterns or "").split(","))):
-        matched = sorted(_gfile().glob(pattern) if _is_remote(pattern) else glob.glob(pattern))
+        with reporting(pattern, "cannot be listed", f"--{flag_name}: "):
+            if exists(pattern) and not isdir(pattern):
+                matched = [pattern]
+            else:
+                matched = sorted(glob.glob(pattern) if is_local(pattern) else _gfile().glob(pattern))
         if not matched:
             raise InputError(f"--{flag_name}: {pattern} matches no file")
+        for path in matched:
+            if not is_local(path) and _bucket(path) not in probed:
+                probed.add(_bucket(path))
+                with reporting(path, "cannot be read", f"--{flag_name}: "), open_file(path, "rb") as reader:
+                    reader.read(_PROBE_BYTES)
         files.extend(matched)
     if not files:
         raise InputError(f"--{flag_name} is required")
     return files
 
 
+# Reading.
+
+def open_file(path, mode="rb"):
+    """A file object for `path`; text modes read and write UTF-8."""
+    if not is_local(path):
+        return _gfile().GFile(path, mode)
+    if "b" in mode:
+        return open(path, mode)
+    return open(path, mode, encoding="utf-8", newline="")
+
+
+def read_bytes(path, prefix=""):
+    """The whole of `path`; an InputError `<prefix><path>: cannot be read (...)` when it cannot be."""
+    with reporting(path, "cannot be read", prefix), open_file(path, "rb") as reader:
+        return reader.read()
+
+
+def read_text(path, prefix=""):
+    """The whole of `path` decoded as UTF-8, undecodable bytes replaced (U+FFFD)."""
+    return read_bytes(path, prefix).decode("utf-8", errors="replace")
+
+
+def read_lines(path, prefix=""):
+    """Yields the lines of `path` as bytes, line ends kept, streaming (never the whole file)."""
+    with reporting(path, "cannot be read", prefix), open_file(path, "rb") as reader:
+        yield from reader
+
+
+# Writing.
+
+def _makedirs(path):
+    if is_local(path):
+        os.makedirs(path, exist_ok=True)
+    else:
+        _gfile().makedirs(path)
+
+
+def makedirs(path, prefix=""):
+    with reporting(path, "cannot be created", prefix):
+        _makedirs(path)
+
+
+def remove(path):
+    if is_local(path):
+        os.remove(path)
+    else:
+        _gfile().remove(path)
+
+
+def rmtree(path):
+    """Removes directory `path` and everything in it."""
+    if is_local(path):
+        import shutil
+
+        shutil.rmtree(path)
+        return
+    gfile = _gfile()
+    # File by file, as every object store allows (ram:// has no recursive delete), then what is left.
+    for directory, _, names in list(gfile.walk(path)):
+        for name in names:
+            gfile.remove(os.path.join(directory, name))
+    try:
+        gfile.rmtree(path)
+    except sys.modules["tensorflow"].errors.NotFoundError:
+        pass  # nothing was left: ram:// and buckets have no directories of their own
+
+
+def temporary_path(path):
+    """The hidden name `path` is written under before it is renamed into place."""
+    directory, name = os.path.split(path)
+    return os.path.join(directory, f".{name}{TEMPORARY_MARKER}{_HOST}-{os.getpid()}")
+
+
+def rename(source, target):
+    """Renames a file, replacing `target` (copy then delete on object stores)."""
+    if is_local(source):
+        os.replace(source, target)
+    else:
+        _gfile().rename(source, target, overwrite=True)
+
+
 @contextlib.contextmanager
 def atomic_output(path):
     """Yields a temporary path beside `path`; renames it to `path` if the block completes, else removes it."""
-    temporary = f"{path}.tmp-{os.getpid()}"
-    gfile = _gfile() if _is_remote(path) else None
+    temporary = temporary_path(path)
     try:
         yield temporary
-        if gfile:
-            gfile.rename(temporary, path, overwrite=True)
-        else:
-            os.replace(temporary, path)
+        with reporting(path, "cannot be written"):
+            rename(temporary, path)
     finally:
-        if gfile and gfile.exists(temporary):
-            gfile.remove(temporary)
-        elif not gfile and os.path.exists(temporary):
-            os.remove(temporary)
+        if exists(temporary):
+            remove(temporary)
+
+
+def write_bytes_atomically(path, data):
+    with atomic_output(path) as temporary, reporting(path, "cannot be written"), open_file(temporary, "wb") as writer:
+        writer.write(data)
 
 
 def write_text_atomically(path, text):
     """Writes `text` (UTF-8) to `path` through a temporary name."""
-    with atomic_output(path) as temporary:
-        if _is_remote(path):
-            with _gfile().GFile(temporary, "w") as writer:
-                writer.write(text)
-        else:
-            with open(temporary, "w", encoding="utf-8") as writer:
-                writer.write(text)
+    write_bytes_atomically(path, text.encode("utf-8"))
+
+
+def copy_file(source, target):
+    """Copies `source` to `target` through a temporary name."""
+    write_bytes_atomically(target, read_bytes(source))
 
 
 def check_output_directory(path, flag_name):
-    """InputError naming the flag when the directory that will hold `path` does not exist."""
-    directory = os.path.dirname(path) if _is_remote(path) else os.path.dirname(os.path.abspath(path))
-    exists = _gfile().isdir(directory) if _is_remote(path) else os.path.isdir(directory)
-    if not exists:
+    """Before any work: InputError naming the flag when the local directory that will hold `path`
+    does not exist. Buckets have no real directories, so a remote one is created, which also
+    fails (one line) for a bucket that does not exist or denies writing."""
+    if not is_local(path):
+        makedirs(os.path.dirname(path), f"--{flag_name}: directory ")
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
         raise InputError(f"--{flag_name}: directory {directory} does not exist")
 
 
+def prepare_output_dir(path, flag_name="output_dir"):
+    """Creates directory `path`, proves it writable by writing and removing a probe file (a bucket
+    that denies writing fails here, before any work), and removes what killed runs left."""
+    probe = temporary_path(os.path.join(path, "write-probe"))
+    with reporting(path, "is not writable", f"--{flag_name}: "):
+        _makedirs(path)
+        with open_file(probe, "wb") as writer:
+            writer.write(b"")
+        remove(probe)
+    remove_stale_temporaries(path)
+
+
+def _is_stale_temporary(name):
+    if not name.startswith(".") or TEMPORARY_MARKER not in name:
+        return False
+    host_pid = name.rsplit(TEMPORARY_MARKER, 1)[1].split(".", 1)[0]
+    host, _, pid = host_pid.rpartition("-")
+    if host != _HOST or not pid.isdigit():
+        return False  # another machine's, maybe still being written
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        pass
+    return False
+
+
+def remove_stale_temporaries(directory):
+    """Removes the temporaries that dead processes of this host left in `directory`."""
+    for name in listdir(directory):
+        if _is_stale_temporary(name):
+            path = os.path.join(directory, name)
+            if isdir(path):
+                rmtree(path)
+            else:
+                remove(path)
+
+
+def publish_directory(temporary, final):
+    """Moves the finished directory `temporary` to `final`, replacing what was there.
+
+    Local: one rename (the old directory is moved aside first, then removed). Object stores: file
+    by file, the SavedModel's saved_model.pb last, then the temporary is removed.
+    """
+    if is_local(final):
+        previous = temporary_path(final) + ".previous"
+        if os.path.exists(final):
+            os.replace(final, previous)
+        os.replace(temporary, final)
+        if os.path.exists(previous):
+            rmtree(previous)
+        return
+    gfile = _gfile()
+    if gfile.exists(final):
+        rmtree(final)
+    files, last = [], []
+    for directory, _, names in gfile.walk(temporary):
+        for name in names:
+            source = os.path.join(directory, name)
+            relative = source[len(temporary):].lstrip("/")
+            (last if relative in SAVED_MODEL_COMPLETION_FILES else files).append(relative)
+    for relative in files + last:
+        target = os.path.join(final, relative)
+        gfile.makedirs(os.path.dirname(target))
+        gfile.copy(os.path.join(temporary, relative), target, overwrite=True)
+    rmtree(temporary)
+
+
 class TFRecordWriter:
-    """Writes a TFRecord file (the format of tf.io.TFRecordWriter) without TensorFlow.
+    """Writes a TFRecord file (the format of tf.io.TFRecordWriter); on local disk without TensorFlow.
 
     Each record: its length (uint64), the masked CRC32C of the length, the data, the masked
     CRC32C of the data, all little-endian.
     """
 
     def __init__(self, path):
-        self._file = open(path, "wb")
+        self._file = open_file(path, "wb")
 
     @staticmethod
     def _masked_crc(data):

@@ -31,11 +31,14 @@ import collections
 import json
 import math
 import os
+import re
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
 from errors import InputError
+import file_io
 
 LAYER_NORM_EPSILON = 1e-12
 # Added to the attention scores of padding keys: exp(-10000) is 0 in float32.
@@ -109,12 +112,10 @@ class BertConfig:
 
     @classmethod
     def from_json_file(cls, json_file):
+        text = file_io.read_bytes(json_file, "bert config ")
         try:
-            with open(json_file, encoding="utf-8") as reader:
-                json_object = json.load(reader)
-        except OSError as error:
-            raise InputError(f"bert config {json_file}: cannot be read ({error.strerror})") from None
-        except json.JSONDecodeError as error:
+            json_object = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise InputError(f"bert config {json_file}: not valid JSON ({error})") from None
         try:
             return cls.from_dict(json_object)
@@ -506,16 +507,67 @@ def is_training_state(name):
     return name == GLOBAL_STEP_NAME or name.endswith(OPTIMIZER_SLOT_SUFFIXES)
 
 
+CHECKPOINT_STATE_FILE = "checkpoint"
+_STATE_LINE = re.compile(r'^(model_checkpoint_path|all_model_checkpoint_paths): "(.*)"\s*$', re.MULTILINE)
+
+
+def checkpoint_state(directory):
+    """(latest, all listed) checkpoint prefixes of the `checkpoint` state file in `directory`, as
+    tf.train.get_checkpoint_state gives them but with no path used as a glob; (None, []) if absent."""
+    path = os.path.join(directory, CHECKPOINT_STATE_FILE)
+    if not file_io.exists(path):
+        return None, []
+    text = file_io.read_text(path, "checkpoint state ")
+    latest, listed = None, []
+    for key, value in _STATE_LINE.findall(text):
+        value = value if os.path.isabs(value) or not file_io.is_local(value) else os.path.join(directory, value)
+        if key == "model_checkpoint_path":
+            latest = value
+        else:
+            listed.append(value)
+    return latest, listed
+
+
+def latest_checkpoint(directory):
+    """The newest complete checkpoint the state file of `directory` names, or None.
+
+    A listed checkpoint whose index is gone is skipped for the newest older one that is complete.
+    """
+    latest, listed = checkpoint_state(directory)
+    for prefix in ([latest] if latest else []) + listed[::-1]:
+        if file_io.exists(prefix + ".index"):
+            if prefix != latest:
+                logging.warning("%s names %s, whose files are gone: using %s", directory, latest, prefix)
+            return prefix
+    return None
+
+
 def resolve_checkpoint(path):
     """A checkpoint prefix from a prefix or a directory holding a `checkpoint` file; InputError if none."""
-    if os.path.isdir(path):
-        latest = tf.train.latest_checkpoint(path)
+    # The prefix first: on ram:// a prefix of existing files also counts as a directory.
+    if file_io.exists(path + ".index"):
+        return path
+    if file_io.isdir(path):
+        latest = latest_checkpoint(path)
         if latest is None:
             raise InputError(f"checkpoint {path}: the directory holds no checkpoint")
         return latest
-    if not tf.io.gfile.exists(path + ".index"):
-        raise InputError(f"checkpoint {path}: no such checkpoint ({path}.index is missing)")
-    return path
+    raise InputError(f"checkpoint {path}: no such checkpoint ({path}.index is missing)")
+
+
+def checkpoint_reader(path):
+    """A reader of the reference-format checkpoint at `path` (a prefix, or a directory with a
+    `checkpoint` file).
+
+    The prefix's own reader: tf.train.load_checkpoint first asks whether the prefix is a
+    directory, which ram:// answers yes for any prefix of existing files.
+    """
+    return tf.compat.v1.train.NewCheckpointReader(resolve_checkpoint(path))
+
+
+def checkpoint_shapes(path):
+    """{name: shape} of every variable in the checkpoint at `path`."""
+    return checkpoint_reader(path).get_variable_to_shape_map()
 
 
 LoadReport = collections.namedtuple("LoadReport", ["loaded", "missing", "unused"])
@@ -534,7 +586,7 @@ def load_checkpoint(path, variables, allow_missing=False):
       left unused (optimizer slots and global_step not counted).
     """
     prefix = resolve_checkpoint(path)
-    reader = tf.train.load_checkpoint(prefix)
+    reader = checkpoint_reader(prefix)
     shapes = reader.get_variable_to_shape_map()
     for name, variable in variables.items():
         if name in shapes and list(shapes[name]) != variable.shape.as_list():
@@ -558,15 +610,16 @@ def save_checkpoint(prefix, tensors):
     """
     names = sorted(tensors)
     values = [tf.convert_to_tensor(tensors[name]) for name in names]
-    temporary = f"{prefix}.tmp-{os.getpid()}"
-    tf.raw_ops.SaveV2(prefix=temporary, tensor_names=names, shape_and_slices=[""] * len(names), tensors=values)
-    data_files = tf.io.gfile.glob(f"{temporary}.data-*")
-    for data_file in data_files:
-        tf.io.gfile.rename(data_file, prefix + data_file[len(temporary):], overwrite=True)
-    tf.io.gfile.rename(f"{temporary}.index", f"{prefix}.index", overwrite=True)
+    temporary = file_io.temporary_path(prefix)
+    with file_io.reporting(prefix, "checkpoint cannot be written"):
+        tf.raw_ops.SaveV2(prefix=temporary, tensor_names=names, shape_and_slices=[""] * len(names), tensors=values)
+        temporary_name = os.path.basename(temporary)
+        for data_file in file_io.files_starting_with(os.path.dirname(temporary) or ".", temporary_name + ".data-"):
+            file_io.rename(data_file, prefix + os.path.basename(data_file)[len(temporary_name):])
+        file_io.rename(f"{temporary}.index", f"{prefix}.index")
 
 
 def checkpoint_arrays(path):
     """{name: numpy array} of every variable in a checkpoint (for conversion and inspection)."""
-    reader = tf.train.load_checkpoint(resolve_checkpoint(path))
+    reader = checkpoint_reader(path)
     return {name: np.asarray(reader.get_tensor(name)) for name in sorted(reader.get_variable_to_shape_map())}

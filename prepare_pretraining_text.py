@@ -72,7 +72,7 @@ def main(argv):
     paths = file_io.expand_input_files(FLAGS.input_file, "input_file")
     file_io.check_output_directory(FLAGS.output_file, "output_file")
     documents = sentences = 0
-    with file_io.atomic_output(FLAGS.output_file) as temporary, open(temporary, "w", encoding="utf-8") as writer:
+    with file_io.atomic_output(FLAGS.output_file) as temporary, file_io.open_file(temporary, "w") as writer:
         for document in documents_of(paths, FLAGS.document_boundary):
             lines = [sentence for paragraph in document for sentence in split_sentences(paragraph)]
             if documents:
@@ -80,8 +80,8 @@ def main(argv):
             writer.write("".join(f"{line}\n" for line in lines))
             documents += 1
             sentences += len(lines)
-    if not documents:
-        raise errors.InputError(f"--input_file: {FLAGS.input_file} holds no text")
+        if not documents:  # inside the block: an existing output is left as it was
+            raise errors.InputError(f"--input_file: {FLAGS.input_file} holds no text")
     print(f"Wrote {documents} documents, {sentences} sentences to {FLAGS.output_file}")
 
 

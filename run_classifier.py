@@ -24,6 +24,8 @@ index, prediction).
 
 import collections
 import csv
+import functools
+import io
 import os
 
 from absl import flags
@@ -65,12 +67,12 @@ InputExample = collections.namedtuple("InputExample", ["guid", "text_a", "text_b
 
 def read_table(path, delimiter="\t"):
     """Rows of a tsv/csv file as lists of strings (the GLUE files quote nothing: QUOTE_NONE for tsv)."""
-    if not os.path.exists(path):
+    if not file_io.exists(path):
         raise errors.InputError(f"{path}: file not found")
-    with open(path, encoding="utf-8", errors="replace", newline="") as reader:
-        quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-        return list(csv.reader(reader, delimiter=delimiter, quotechar=None if delimiter == "\t" else '"',
-                               quoting=quoting))
+    text = file_io.read_text(path)
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                           quotechar=None if delimiter == "\t" else '"', quoting=quoting))
 
 
 def cell(path, line_number, row, index, what):
@@ -186,7 +188,7 @@ def table_task(task_name, data_dir):
     delimiter = "\t" if task_name == "tsv" else ","
     extension = task_name
     train_path = os.path.join(data_dir, f"train.{extension}")
-    header = read_table(train_path, delimiter)[0] if FLAGS.skip_header and os.path.exists(train_path) else []
+    header = read_table(train_path, delimiter)[0] if FLAGS.skip_header and file_io.exists(train_path) else []
 
     def column(flag, value):
         if value is None:
@@ -275,6 +277,24 @@ def classifier_loss(model, features, is_regression, training):
     return losses, logits
 
 
+def classifier_training_loss(model, features, is_regression):
+    """The engine's compute_loss: the mean loss, and accuracy for classification."""
+    losses, logits = classifier_loss(model, features, is_regression, training=True)
+    metrics = {}
+    if not is_regression:
+        correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), features["label_ids"]), tf.float32)
+        metrics["accuracy"] = (tf.reduce_sum(correct), tf.cast(tf.size(correct), tf.float32))
+    return tf.reduce_mean(losses), metrics
+
+
+def classifier_outputs(model, features, is_regression):
+    """The engine's predict_outputs: scores ([B, labels] probabilities, or [B] for regression),
+    per-example loss [B] and label_ids [B]."""
+    losses, logits = classifier_loss(model, features, is_regression, training=False)
+    scores = logits[:, 0] if is_regression else tf.nn.softmax(logits, axis=-1)
+    return {"scores": scores, "loss": losses, "label_ids": features["label_ids"]}
+
+
 def matthews_correlation(labels, predictions):
     """Binary (or multi-class) Matthews correlation, as scikit-learn computes it."""
     classes = np.union1d(labels, predictions)
@@ -357,7 +377,7 @@ def main(argv):
                                 f"{config.max_position_embeddings} of {config_source}")
     task = get_task(FLAGS.task_name, FLAGS.data_dir)
     tokenizer = tokenization.load_tokenizer(vocab_file, do_lower_case, FLAGS.spm_model_file)
-    training.prepare_output_dir(FLAGS.output_dir)
+    file_io.prepare_output_dir(FLAGS.output_dir)
     splits = [split for split, wanted in (("train", FLAGS.do_train), ("dev", FLAGS.do_eval), ("test", FLAGS.do_predict))
               if wanted]
     examples = {split: task.examples(FLAGS.data_dir, split) for split in splits}
@@ -370,8 +390,8 @@ def main(argv):
     num_labels = 1 if task.is_regression else len(task.labels)
 
     # Model.
-    trainer = training.Trainer(lambda dtype: modeling.BertClassifierModel(
-        config, num_labels, compute_dtype=dtype, use_one_hot_embeddings=FLAGS.use_tpu, encoder=encoder), strategy)
+    trainer = training.Trainer(functools.partial(modeling.BertClassifierModel, config, num_labels, encoder=encoder),
+                               strategy)
 
     # Loop.
     if FLAGS.do_train:
@@ -379,24 +399,13 @@ def main(argv):
         num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
         logging.info("Training on %d examples: %d steps of %d", len(examples["train"]), num_train_steps,
                      FLAGS.train_batch_size)
-
-        def compute_loss(model, features):
-            losses, logits = classifier_loss(model, features, task.is_regression, training=True)
-            metrics = {}
-            if not task.is_regression:
-                correct = tf.cast(tf.equal(tf.argmax(logits, -1, output_type=tf.int32), features["label_ids"]), tf.float32)
-                metrics["accuracy"] = (tf.reduce_sum(correct), tf.cast(tf.size(correct), tf.float32))
-            return tf.reduce_mean(losses), metrics
-
-        trainer.train([record_files["train"]], parse_batch, compute_loss, () if task.is_regression else ("accuracy",),
-                      max(num_train_steps, 1), num_warmup_steps)
+        trainer.train([record_files["train"]], parse_batch,
+                      functools.partial(classifier_training_loss, is_regression=task.is_regression),
+                      () if task.is_regression else ("accuracy",), max(num_train_steps, 1), num_warmup_steps)
 
     def predict(split):
-        def outputs(model, features):
-            losses, logits = classifier_loss(model, features, task.is_regression, training=False)
-            scores = logits[:, 0] if task.is_regression else tf.nn.softmax(logits, axis=-1)
-            return {"scores": scores, "loss": losses, "label_ids": features["label_ids"]}
-        return list(trainer.predict([record_files[split]], parse_batch, outputs))
+        return list(trainer.predict([record_files[split]], parse_batch,
+                                    functools.partial(classifier_outputs, is_regression=task.is_regression)))
 
     # Outputs.
     if FLAGS.do_eval:

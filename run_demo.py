@@ -20,6 +20,7 @@ Everything lands under --output_dir; a summary closes the run. No network, no ..
 import importlib
 import importlib.util
 import inspect
+import io
 import json
 import os
 import random
@@ -85,8 +86,7 @@ def documentation_paragraphs(module_name):
 
 def write_corpus(path):
     """sample_text.txt, then one document per standard-library module: paragraphs a line, blank lines between."""
-    with open(SAMPLE_TEXT, encoding="utf-8") as reader:
-        documents = [reader.read().strip()]
+    documents = [file_io.read_text(SAMPLE_TEXT).strip()]
     documents += ["\n".join(documentation_paragraphs(name)) for name in CORPUS_MODULES]
     file_io.write_text_atomically(path, "\n\n".join(d for d in documents if d) + "\n")
 
@@ -108,7 +108,7 @@ def write_labelled_task(directory):
         random.Random(family).shuffle(texts)
         rows += [(text, family) for text in texts[:EXAMPLES_PER_FAMILY]]
     random.Random(0).shuffle(rows)
-    os.makedirs(directory, exist_ok=True)
+    file_io.makedirs(directory)
     splits = {"train": rows[:len(rows) * 3 // 5], "dev": rows[len(rows) * 3 // 5:len(rows) * 4 // 5],
               "test": rows[len(rows) * 4 // 5:]}
     for split, part in splits.items():
@@ -125,7 +125,7 @@ def plot_curves(log_dir, tags, path, title):
     import tensorflow as tf
 
     series = {tag: {} for tag in tags}
-    for name in sorted(os.listdir(log_dir)):
+    for name in file_io.listdir(log_dir):
         if name.startswith("events.out.tfevents"):
             for event in tf.compat.v1.train.summary_iterator(os.path.join(log_dir, name)):
                 for value in event.summary.value:
@@ -140,21 +140,21 @@ def plot_curves(log_dir, tags, path, title):
         axis.grid(alpha=0.3)
     figure.suptitle(title)
     figure.tight_layout()
-    with file_io.atomic_output(path) as temporary:
-        figure.savefig(temporary, format="png", dpi=90)
+    png = io.BytesIO()
+    figure.savefig(png, format="png", dpi=90)
+    file_io.write_bytes_atomically(path, png.getvalue())
     pyplot.close(figure)
 
 
 def read_results(path):
-    with open(path, encoding="utf-8") as reader:
-        return dict(line.strip().split(" = ") for line in reader if line.strip())
+    return dict(line.strip().split(" = ") for line in file_io.read_text(path).splitlines() if line.strip())
 
 
 def main(argv):
     del argv
     started = time.perf_counter()
     out = FLAGS.output_dir
-    os.makedirs(out, exist_ok=True)
+    file_io.makedirs(out, "--output_dir: ")
     seconds = {}
 
     # 1-2. Pretraining a small BERT from scratch.
@@ -169,8 +169,7 @@ def main(argv):
         "Create masked-LM / next-sentence records", "create_pretraining_data.py", f"--input_file={corpus}",
         f"--output_file={out}/pretraining.tfrecord", f"--vocab_file={vocab_file}", "--max_seq_length=64",
         "--max_predictions_per_seq=10", "--dupe_factor=2", "--log_first_instances=1")
-    with open(vocab_file, encoding="utf-8") as reader:
-        vocab_size = sum(1 for _ in reader)
+    vocab_size = len(file_io.read_text(vocab_file).splitlines())
     file_io.write_text_atomically(os.path.join(out, "bert_config.json"),
                                   json.dumps({**TINY_BERT_CONFIG, "vocab_size": vocab_size}, indent=2) + "\n")
     pretraining_dir = os.path.join(out, "pretraining")
@@ -205,8 +204,8 @@ def main(argv):
         f"--num_train_epochs={FLAGS.num_train_epochs}", "--iterations_per_loop=5")
     plot_curves(classifier_dir, ["loss", "accuracy"], os.path.join(classifier_dir, "curves.png"), "Fine-tuning")
     labels = sorted(MODULE_FAMILIES)
-    with open(os.path.join(classifier_dir, "test_results.tsv"), encoding="utf-8") as reader:
-        test_probabilities = [list(map(float, line.split("\t"))) for line in reader]
+    test_results = file_io.read_text(os.path.join(classifier_dir, "test_results.tsv")).splitlines()
+    test_probabilities = [list(map(float, line.split("\t"))) for line in test_results]
     print("\n  A few test predictions:")
     for (text, gold), probabilities in list(zip(splits["test"], test_probabilities))[:4]:
         best = max(range(len(labels)), key=probabilities.__getitem__)

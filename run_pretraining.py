@@ -19,6 +19,7 @@ num_to_predict = min(max_predictions_per_seq, max(1, round(tokens · masked_lm_p
 among the non-special tokens, 80% [MASK], 10% random, 10% kept.
 """
 
+import functools
 import os
 
 from absl import flags
@@ -126,6 +127,17 @@ def pretraining_losses(model, features, training, example_weights=None):
     return mlm_loss + nsp_loss, metrics
 
 
+def pretraining_training_loss(model, features):
+    """The engine's compute_loss: (total loss, metric pairs) with dropout."""
+    return pretraining_losses(model, features, True)
+
+
+def pretraining_eval_metrics(model, features):
+    """The engine's compute_metrics: metric pairs and the loss, padding examples weighing nothing."""
+    loss, metrics = pretraining_losses(model, features, False, features["is_real_example"])
+    return {**metrics, "loss": (loss, tf.constant(1.0))}
+
+
 def make_parse_batch():
     """Serialized records [b] → features, with fresh masks under --dynamic_masking."""
     parse = training.parse_records(record_features(FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
@@ -167,22 +179,17 @@ def main(argv):
     parse_batch = make_parse_batch()
 
     # Model.
-    trainer = training.Trainer(lambda dtype: modeling.BertPretrainingModel(
-        config, compute_dtype=dtype, use_one_hot_embeddings=FLAGS.use_tpu), strategy)
+    trainer = training.Trainer(functools.partial(modeling.BertPretrainingModel, config), strategy)
 
     # Loop.
     if FLAGS.do_train:
         logging.info("Training %d steps of %d sequences", FLAGS.num_train_steps, FLAGS.train_batch_size)
-        trainer.train(train_files, parse_batch, lambda model, features: pretraining_losses(model, features, True),
-                      METRIC_NAMES, FLAGS.num_train_steps, FLAGS.num_warmup_steps)
+        trainer.train(train_files, parse_batch, pretraining_training_loss, METRIC_NAMES, FLAGS.num_train_steps,
+                      FLAGS.num_warmup_steps)
 
     # Outputs.
     if FLAGS.do_eval:
-        def compute_metrics(model, features):
-            loss, metrics = pretraining_losses(model, features, False, features["is_real_example"])
-            return {**metrics, "loss": (loss, tf.constant(1.0))}
-
-        results = trainer.evaluate(eval_files, parse_batch, compute_metrics, METRIC_NAMES + ("loss",),
+        results = trainer.evaluate(eval_files, parse_batch, pretraining_eval_metrics, METRIC_NAMES + ("loss",),
                                    max_steps=FLAGS.max_eval_steps)
         if trainer.chief:
             training.write_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)

@@ -35,6 +35,7 @@ too long, or outside the max-context pieces) gets the empty answer (the referenc
 """
 
 import collections
+import functools
 import json
 import os
 import random
@@ -108,13 +109,12 @@ def split_context(context):
 
 def load_squad_json(path):
     """The `data` list of a SQuAD json file; InputError naming the file when it is not one."""
+    if not file_io.exists(path):
+        raise errors.InputError(f"{path}: file not found")
     try:
-        with tf.io.gfile.GFile(path, "r") as reader:
-            dataset = json.load(reader)
-    except json.JSONDecodeError as error:
+        dataset = json.loads(file_io.read_bytes(path))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise errors.InputError(f"{path}: not valid JSON ({error})") from None
-    except (OSError, tf.errors.NotFoundError):
-        raise errors.InputError(f"{path}: file not found") from None
     if not isinstance(dataset, dict) or not isinstance(dataset.get("data"), list):
         raise errors.InputError(f'{path}: not a SQuAD file (no "data" list at the top)')
     return dataset["data"]
@@ -589,6 +589,21 @@ def parse_null_threshold(value, version_2_with_negative):
         raise errors.InputError(f"--null_score_diff_threshold={value} is neither a number nor best") from None
 
 
+def squad_training_loss(model, features):
+    """The engine's compute_loss: the mean of the start and end cross-entropies, no metrics."""
+    start_logits, end_logits = model(features["input_ids"], features["input_mask"], features["segment_ids"],
+                                     training=True)  # [B, S] each
+    start_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(features["start_positions"], start_logits)
+    end_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(features["end_positions"], end_logits)
+    return tf.reduce_mean(start_loss + end_loss) / 2.0, {}
+
+
+def squad_outputs(model, features):
+    """The engine's predict_outputs: unique_ids [B], start_logits and end_logits [B, S]."""
+    start_logits, end_logits = model(features["input_ids"], features["input_mask"], features["segment_ids"])
+    return {"unique_ids": features["unique_ids"], "start_logits": start_logits, "end_logits": end_logits}
+
+
 def main(argv):
     del argv
     if not (FLAGS.do_train or FLAGS.do_predict):
@@ -613,7 +628,7 @@ def main(argv):
         raise errors.InputError(f"--max_seq_length={FLAGS.max_seq_length} must exceed --max_query_length + 3 "
                                 f"= {FLAGS.max_query_length + 3}")
     tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
-    training.prepare_output_dir(FLAGS.output_dir)
+    file_io.prepare_output_dir(FLAGS.output_dir)
     if FLAGS.do_train:
         train_data = load_squad_json(FLAGS.train_file)
         train_examples, counts = read_squad_examples(FLAGS.train_file, train_data, True,
@@ -640,8 +655,7 @@ def main(argv):
         predict_features = write_features(predict_examples, tokenizer, predict_record_file, is_training=False)
 
     # Model.
-    trainer = training.Trainer(lambda dtype: modeling.BertSquadModel(
-        config, compute_dtype=dtype, use_one_hot_embeddings=FLAGS.use_tpu), strategy)
+    trainer = training.Trainer(functools.partial(modeling.BertSquadModel, config), strategy)
 
     # Loop.
     if FLAGS.do_train:
@@ -649,28 +663,16 @@ def main(argv):
         num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
         logging.info("Training on %d questions (%d features): %d steps of %d", len(train_examples),
                      num_train_features, num_train_steps, FLAGS.train_batch_size)
-
-        def compute_loss(model, features):
-            start_logits, end_logits = model(features["input_ids"], features["input_mask"], features["segment_ids"],
-                                             training=True)
-            start_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(features["start_positions"], start_logits)
-            end_loss = tf.nn.sparse_softmax_cross_entropy_with_logits(features["end_positions"], end_logits)
-            return tf.reduce_mean(start_loss + end_loss) / 2.0, {}
-
         trainer.train([train_record_file], training.parse_records(record_features(FLAGS.max_seq_length, True)),
-                      compute_loss, (), num_train_steps, num_warmup_steps)
+                      squad_training_loss, (), num_train_steps, num_warmup_steps)
 
     if not FLAGS.do_predict:
         return
 
-    def predict_outputs(model, features):
-        start_logits, end_logits = model(features["input_ids"], features["input_mask"], features["segment_ids"])
-        return {"unique_ids": features["unique_ids"], "start_logits": start_logits, "end_logits": end_logits}
-
     logging.info("Predicting %d questions (%d features)", len(predict_examples), len(predict_features))
     results = {}
     for output in trainer.predict([predict_record_file], training.parse_records(record_features(
-            FLAGS.max_seq_length, False)), predict_outputs):
+            FLAGS.max_seq_length, False)), squad_outputs):
         results[int(output["unique_ids"])] = (output["start_logits"], output["end_logits"])
     if len(results) != len(predict_features):
         raise RuntimeError(f"predicted {len(results)} of {len(predict_features)} features")

@@ -30,6 +30,7 @@ import re
 import unicodedata
 
 from errors import InputError
+import file_io
 
 UNKNOWN_TOKEN = "[UNK]"
 MAX_INPUT_CHARS_PER_WORD = 200
@@ -69,9 +70,8 @@ def read_text_lines(path):
 
     Streams: the file is never held whole in memory.
     """
-    with open(path, "rb") as reader:
-        for raw_line in reader:
-            yield convert_to_unicode(raw_line).rstrip("\r\n")
+    for raw_line in file_io.read_lines(path):
+        yield convert_to_unicode(raw_line).rstrip("\r\n")
 
 
 def load_vocab(vocab_file):
@@ -79,11 +79,7 @@ def load_vocab(vocab_file):
 
     Raises InputError naming the file when it is missing, empty or has no [UNK].
     """
-    try:
-        with open(vocab_file, "rb") as reader:
-            lines = reader.read().decode("utf-8", errors="replace").split("\n")
-    except OSError as error:
-        raise InputError(f"vocab file {vocab_file}: cannot be read ({error.strerror})") from None
+    lines = file_io.read_text(vocab_file, "vocab file ").split("\n")
     if lines and lines[-1] == "":
         lines.pop()
     vocab = collections.OrderedDict()
@@ -389,8 +385,9 @@ class SentencePieceTokenizer:
         self.spm_model_file = spm_model_file
         self.do_lower_case = do_lower_case
         self.processor = sentencepiece.SentencePieceProcessor()
+        model_proto = file_io.read_bytes(spm_model_file, "spm model file ")
         try:
-            self.processor.Load(spm_model_file)
+            self.processor.LoadFromSerializedProto(model_proto)
         except (OSError, RuntimeError) as error:
             raise InputError(f"spm model file {spm_model_file}: does not load as a SentencePiece model "
                              f"({str(error).splitlines()[0]})") from None

@@ -160,21 +160,6 @@ def batch_every_example(dataset, batch_size):
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
 
-def prepare_output_dir(output_dir):
-    """Creates output_dir, checks it is writable (InputError naming it if not) and removes the
-    temporary files of a checkpoint a killed run was writing (never referenced by `checkpoint`)."""
-    try:
-        tf.io.gfile.makedirs(output_dir)
-        probe = os.path.join(output_dir, f".write-probe-{os.getpid()}")
-        with tf.io.gfile.GFile(probe, "w") as writer:
-            writer.write("")
-        tf.io.gfile.remove(probe)
-    except (OSError, tf.errors.OpError) as error:
-        raise InputError(f"--output_dir: {output_dir} is not writable ({error})") from None
-    for stale in tf.io.gfile.glob(os.path.join(output_dir, f"{CHECKPOINT_PREFIX}-*.tmp-*")):
-        tf.io.gfile.remove(stale)
-
-
 class MetricSums(tf.Module):
     """Per-replica running sums of (numerator, denominator) pairs, summed across replicas on read."""
 
@@ -209,25 +194,29 @@ class Trainer:
     """One run's strategy, model, optimizer, checkpoints and loops.
 
     Args:
-      build_model: compute dtype (from --precision) → tf.Module with reference-named variables;
-        called under the strategy's scope.
+      build_model: (compute_dtype=, use_one_hot_embeddings=) → tf.Module with reference-named
+        variables, e.g. functools.partial(modeling.BertPretrainingModel, config); called under
+        the strategy's scope, with the dtype of --precision and one-hot embeddings on TPU.
       strategy: from create_strategy(), which must run before any other TensorFlow work (several
         machines and split CPUs are set up at program start); created here when not given.
       output_dir: checkpoints, summaries and results (default --output_dir).
+      for_tpu: build the steps as TPUStrategy runs them (one-hot embedding lookups, the whole step
+        compiled by XLA, static shapes); default: whether the strategy is a TPUStrategy.
     """
 
-    def __init__(self, build_model, strategy=None, output_dir=None):
+    def __init__(self, build_model, strategy=None, output_dir=None, for_tpu=None):
         self.output_dir = output_dir or FLAGS.output_dir
         if not self.output_dir:
             raise InputError("--output_dir is required")
         self.strategy = strategy or create_strategy()
+        self.for_tpu = isinstance(self.strategy, tf.distribute.TPUStrategy) if for_tpu is None else for_tpu
         self.chief = is_chief(self.strategy)
-        prepare_output_dir(self.output_dir)
+        file_io.prepare_output_dir(self.output_dir)
         self.compute_dtype = PRECISION_DTYPES[FLAGS.precision]
         # The same seed gives the same initial weights, whatever the strategy or precision.
         tf.random.set_seed(FLAGS.random_seed)
         with self.strategy.scope():
-            self.model = build_model(self.compute_dtype)
+            self.model = build_model(compute_dtype=self.compute_dtype, use_one_hot_embeddings=self.for_tpu)
             self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name=modeling.GLOBAL_STEP_NAME,
                                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.optimizer = None
@@ -252,7 +241,7 @@ class Trainer:
 
         Returns the step training continues from.
         """
-        latest = tf.train.latest_checkpoint(self.output_dir)
+        latest = modeling.latest_checkpoint(self.output_dir)
         if latest:
             modeling.load_checkpoint(latest, self._training_state())
             logging.info("Resumed from %s at step %d", latest, int(self.global_step.numpy()))
@@ -273,19 +262,58 @@ class Trainer:
         step = int(self.global_step.numpy())
         prefix = os.path.join(self.output_dir, f"{CHECKPOINT_PREFIX}-{step}")
         modeling.save_checkpoint(prefix, {name: v.read_value() for name, v in self._training_state().items()})
-        state = tf.train.get_checkpoint_state(self.output_dir)
-        kept = [p for p in (state.all_model_checkpoint_paths if state else []) if os.path.basename(p) != os.path.basename(prefix)]
-        kept.append(prefix)
+        _, listed = modeling.checkpoint_state(self.output_dir)
+        kept = [os.path.basename(p) for p in listed if os.path.basename(p) != os.path.basename(prefix)]
+        kept.append(os.path.basename(prefix))
         for old in kept[:-FLAGS.keep_checkpoint_max]:
-            for path in tf.io.gfile.glob(os.path.join(self.output_dir, os.path.basename(old)) + ".*"):
-                tf.io.gfile.remove(path)
+            # Only the files a checkpoint of this name has: names read from the state file are never patterns.
+            for path in file_io.files_starting_with(self.output_dir, old + "."):
+                suffix = os.path.basename(path)[len(old):]
+                if suffix == ".index" or suffix.startswith(".data-"):
+                    file_io.remove(path)
         kept = kept[-FLAGS.keep_checkpoint_max:]
         lines = [f'model_checkpoint_path: "{os.path.basename(prefix)}"']
-        lines += [f'all_model_checkpoint_paths: "{os.path.basename(p)}"' for p in kept]
-        file_io.write_text_atomically(os.path.join(self.output_dir, "checkpoint"), "\n".join(lines) + "\n")
+        lines += [f'all_model_checkpoint_paths: "{name}"' for name in kept]
+        file_io.write_text_atomically(os.path.join(self.output_dir, modeling.CHECKPOINT_STATE_FILE),
+                                      "\n".join(lines) + "\n")
         logging.info("Saved %s", prefix)
 
     # Training.
+
+    def create_optimizer(self, metric_names, num_train_steps, num_warmup_steps):
+        """Creates the optimizer (and the fp16 loss scale); returns the MetricSums of the loss and metric_names."""
+        with self.strategy.scope():
+            self.optimizer = optimization.create_optimizer(
+                self.model.trainable_variables, FLAGS.learning_rate, num_train_steps, num_warmup_steps, FLAGS.optimizer)
+            if FLAGS.precision == "fp16":
+                self.loss_scale = optimization.DynamicLossScale()
+            return MetricSums(("loss",) + tuple(metric_names))
+
+    def train_step(self, compute_loss, metrics, accumulation=1):
+        """The step strategy.run runs on each replica's batch (features {name: [b, ...]}): gradients
+        of compute_loss over `accumulation` micro-batches, one optimizer update, metric sums.
+
+        On TPU the whole step is compiled by XLA, as part of the host loop; elsewhere the forward
+        and backward pass is compiled on its own when --use_xla (the update stays outside it).
+        """
+        variables = self.model.trainable_variables
+
+        def loss_with_metrics(features):
+            loss, pairs = compute_loss(self.model, features)
+            return loss, {**pairs, "loss": (loss, tf.constant(1.0))}
+
+        compute_gradients = tf.function(
+            lambda features: optimization.accumulate_gradients(loss_with_metrics, variables, features, accumulation,
+                                                               self.loss_scale),
+            jit_compile=FLAGS.use_xla and not self.for_tpu)
+
+        def replica_step(features):
+            _, pairs, gradients = compute_gradients(features)
+            self.optimizer.apply_gradients(gradients, self.global_step, self.loss_scale)
+            self.global_step.assign_add(1)
+            metrics.add(pairs)
+
+        return replica_step
 
     def train(self, files, parse_batch, compute_loss, metric_names, num_train_steps, num_warmup_steps):
         """Trains to num_train_steps, resuming where a previous run of the same output_dir stopped.
@@ -300,32 +328,12 @@ class Trainer:
         if (FLAGS.train_batch_size // self.strategy.num_replicas_in_sync) % accumulation:
             raise InputError(f"--gradient_accumulation_steps={accumulation} does not divide the per-replica batch "
                              f"of --train_batch_size={FLAGS.train_batch_size}")
-        with self.strategy.scope():
-            variables = self.model.trainable_variables
-            self.optimizer = optimization.create_optimizer(
-                variables, FLAGS.learning_rate, num_train_steps, num_warmup_steps, FLAGS.optimizer)
-            if FLAGS.precision == "fp16":
-                self.loss_scale = optimization.DynamicLossScale()
-            metrics = MetricSums(("loss",) + tuple(metric_names))
+        metrics = self.create_optimizer(metric_names, num_train_steps, num_warmup_steps)
         start_step = self.restore(FLAGS.init_checkpoint)
         if start_step >= num_train_steps:
             logging.info("Already trained to step %d", start_step)
             return
-
-        def loss_with_metrics(features):
-            loss, pairs = compute_loss(self.model, features)
-            return loss, {**pairs, "loss": (loss, tf.constant(1.0))}
-
-        compute_gradients = tf.function(
-            lambda features: optimization.accumulate_gradients(loss_with_metrics, variables, features, accumulation,
-                                                               self.loss_scale),
-            jit_compile=FLAGS.use_xla and not FLAGS.use_tpu)
-
-        def replica_step(features):
-            _, pairs, gradients = compute_gradients(features)
-            self.optimizer.apply_gradients(gradients, self.global_step, self.loss_scale)
-            self.global_step.assign_add(1)
-            metrics.add(pairs)
+        replica_step = self.train_step(compute_loss, metrics, accumulation)
 
         @tf.function
         def train_loop(iterator, steps):
@@ -362,15 +370,23 @@ class Trainer:
 
     def restore_for_inference(self, checkpoint=None):
         """Loads `checkpoint`, else the newest one in output_dir, else --init_checkpoint; returns its step."""
-        path = checkpoint or tf.train.latest_checkpoint(self.output_dir) or FLAGS.init_checkpoint
+        path = checkpoint or modeling.latest_checkpoint(self.output_dir) or FLAGS.init_checkpoint
         if not path:
             raise InputError(f"--output_dir: {self.output_dir} holds no checkpoint to evaluate or predict with, "
                              "and no --init_checkpoint is given")
         path = modeling.resolve_checkpoint(path)
-        has_step = modeling.GLOBAL_STEP_NAME in dict(tf.train.list_variables(path))
+        has_step = modeling.GLOBAL_STEP_NAME in modeling.checkpoint_shapes(path)
         modeling.load_checkpoint(path, {**modeling.variables_by_name(self.model), modeling.GLOBAL_STEP_NAME: self.global_step},
                                  allow_missing=not has_step)
         return int(self.global_step.numpy())
+
+    def eval_step(self, compute_metrics, sums):
+        """The step strategy.run runs on each replica's batch: adds compute_metrics to `sums`."""
+        return lambda features: sums.add(compute_metrics(self.model, features))
+
+    def predict_step(self, predict_outputs):
+        """The step strategy.run runs on each replica's batch: predict_outputs, with is_real_example."""
+        return lambda features: {**predict_outputs(self.model, features), "is_real_example": features["is_real_example"]}
 
     def evaluate(self, files, parse_batch, compute_metrics, metric_names, max_steps=None, checkpoint=None):
         """Runs compute_metrics over every record of `files` (or the first max_steps batches).
@@ -389,9 +405,11 @@ class Trainer:
         dataset = self.strategy.distribute_datasets_from_function(
             record_dataset_fn(files, parse_batch, FLAGS.eval_batch_size, is_training=False))
 
+        replica_step = self.eval_step(compute_metrics, sums)
+
         @tf.function
         def eval_step(features):
-            self.strategy.run(lambda f: sums.add(compute_metrics(self.model, f)), args=(features,))
+            self.strategy.run(replica_step, args=(features,))
 
         batches = 0
         for features in dataset:
@@ -435,10 +453,11 @@ class Trainer:
         self.restore_for_inference(checkpoint)
         dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
 
+        replica_step = self.predict_step(predict_outputs)
+
         @tf.function
         def predict_step(features):
-            outputs = self.strategy.run(
-                lambda f: {**predict_outputs(self.model, f), "is_real_example": f["is_real_example"]}, args=(features,))
+            outputs = self.strategy.run(replica_step, args=(features,))
             return tf.nest.map_structure(lambda t: tf.concat(self.strategy.experimental_local_results(t), 0), outputs)
 
         for features in dataset:

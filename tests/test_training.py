@@ -1,6 +1,7 @@
 """training.py, the engine, through run_pretraining.py: resume after kill -9, strategies, XLA and
 precision, and evaluation and prediction that drop no example."""
 
+import functools
 import json
 import os
 import signal
@@ -22,6 +23,7 @@ def loss_curve(output_dir):
     return np.array([value for _, value in summary_values(output_dir, "loss")])
 
 
+@pytest.mark.slow
 def test_kill_9_then_the_same_command_finishes_from_the_last_checkpoint(pretraining_data, tmp_path):
     flags = [f"--input_file={pretraining_data}/sample.tfrecord", f"--output_dir={tmp_path}",
              f"--bert_config_file={pretraining_data}/bert_config.json", "--max_seq_length=32",
@@ -73,6 +75,7 @@ def one_device_curve(pretraining_data, tmp_path_factory):
     return loss_curve(output_dir)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_over_two_cpus_follows_the_one_device_curve(pretraining_data, tmp_path, one_device_curve):
     """Same seed, same global batch of 8 (two replicas of 4), no dropout: the loss curves agree
     within 1e-3 relative (seen: 4e-7). Each replica normalises its masked-LM loss by its own count of
@@ -89,6 +92,7 @@ def test_mirrored_strategy_over_two_cpus_follows_the_one_device_curve(pretrainin
     assert one_device_curve[-1] < one_device_curve[0]
 
 
+@pytest.mark.slow
 def test_multi_worker_mirrored_strategy_with_two_processes_follows_the_one_device_curve(
         pretraining_data, tmp_path, one_device_curve):
     """Two worker processes on localhost joined by TF_CONFIG, 4 sequences each: within 1e-3 relative
@@ -114,6 +118,7 @@ def test_multi_worker_mirrored_strategy_with_two_processes_follows_the_one_devic
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("model.ckpt-8")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant,flags,tolerance", [
     ("no_xla", ("--use_xla=False",), 1e-4),
     ("bf16", ("--precision=bf16",), 5e-3),
@@ -131,6 +136,7 @@ def test_xla_and_precision_follow_the_fp32_xla_curve(pretraining_data, tmp_path,
     np.testing.assert_allclose(curve, one_device_curve, rtol=tolerance)
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_and_lamb_run_and_learn(pretraining_data, tmp_path, one_device_curve):
     result = run_pretraining_command(pretraining_data, tmp_path, *CURVE, "--gradient_accumulation_steps=2",
                                      config="bert_config_no_dropout.json")
@@ -165,7 +171,7 @@ def test_evaluate_and_predict_drop_no_example(tmp_path, monkeypatch):
     config = modeling.BertConfig(vocab_size=10, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
                                  intermediate_size=8)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-    trainer = training.Trainer(lambda dtype: modeling.BertModel(config, compute_dtype=dtype), strategy=strategy)
+    trainer = training.Trainer(functools.partial(modeling.BertModel, config), strategy=strategy)
     modeling.save_checkpoint(str(tmp_path / "model.ckpt-0"), modeling.variables_by_name(trainer.model))
     parse = training.parse_records({"index": tf.io.FixedLenFeature([1], tf.int64),
                                     "value": tf.io.FixedLenFeature([1], tf.float32)})
@@ -182,3 +188,119 @@ def test_evaluate_and_predict_drop_no_example(tmp_path, monkeypatch):
     predictions = list(trainer.predict([path], parse, lambda model, features: {"index": features["index"][:, 0]},
                                        checkpoint=str(tmp_path / "model.ckpt-0")))
     assert [int(p["index"]) for p in predictions] == list(range(37))
+
+
+# The TPU step, compiled here. What TPUStrategy runs on each core is the engine's train_step,
+# eval_step and predict_step of a Trainer built for_tpu, fed batches of record_dataset_fn. Each is
+# compiled below as XLA compiles it for a TPU (jit_compile, fully static shapes) and run once on
+# the CPU. Not covered here: the TPU's own XLA backend (its op set is a superset of the CPU's for
+# these models, but memory layout and bf16 matmul numerics are its own), TPUStrategy's
+# replication and infeed, and host-to-TPU transfer: those need a TPU.
+
+def write_zero_records(path, name_to_features, count):
+    """`count` tf.Examples whose every feature is zeros of its FixedLenFeature shape."""
+    import file_io
+
+    def feature(spec):
+        values = [0] * int(np.prod(spec.shape))
+        if spec.dtype == tf.float32:
+            return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+    example = tf.train.Example(features=tf.train.Features(feature={
+        name: feature(spec) for name, spec in name_to_features.items()})).SerializeToString()
+    with file_io.TFRecordWriter(path) as writer:
+        for _ in range(count):
+            writer.write(example)
+
+
+def compile_as_on_tpu(step, files, parse_batch, batch_size, is_training):
+    """Compiles `step` with XLA for the static batches record_dataset_fn gives, runs it once on
+    one batch, and returns the optimised HLO; fails on an op XLA cannot compile (a host-side op
+    such as tf.print or py_function) or a dynamic dimension."""
+    import training
+
+    dataset = training.record_dataset_fn(files, parse_batch, batch_size, is_training)(tf.distribute.InputContext())
+    for name, spec in dataset.element_spec.items():
+        assert spec.shape.is_fully_defined(), f"{name} has a dynamic shape {spec.shape}"
+    features = next(iter(dataset))
+    compiled = tf.function(step, jit_compile=True)
+    hlo = compiled.experimental_get_compiler_ir(features)(stage="optimized_hlo")
+    assert "<=" not in hlo, "the compiled step has a bounded dynamic dimension"
+    compiled(features)
+    return hlo
+
+
+@pytest.fixture
+def tpu_trainer_factory(tmp_path):
+    from absl import flags
+
+    import modeling
+    import training
+
+    flags.FLAGS.mark_as_parsed()
+    config = modeling.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                 intermediate_size=32, max_position_embeddings=32)
+
+    def make(model_class, *args):
+        trainer = training.Trainer(functools.partial(model_class, config, *args), strategy=tf.distribute.get_strategy(),
+                                   output_dir=str(tmp_path / "output"), for_tpu=True)
+        embeddings = [m for m in trainer.model.submodules if hasattr(m, "use_one_hot_embeddings")]
+        assert embeddings and all(m.use_one_hot_embeddings for m in embeddings)
+        return trainer
+
+    return make
+
+
+def test_pretraining_steps_compile_as_on_tpu(tpu_trainer_factory, tmp_path):
+    from conftest import import_script
+    import modeling
+    import training
+
+    run_pretraining = import_script("run_pretraining")
+    path = str(tmp_path / "records.tfrecord")
+    write_zero_records(path, run_pretraining.record_features(16, 4, with_masks=True), 20)
+    parse = training.parse_records(run_pretraining.record_features(16, 4, with_masks=True))
+    trainer = tpu_trainer_factory(modeling.BertPretrainingModel)
+    metrics = trainer.create_optimizer(run_pretraining.METRIC_NAMES, num_train_steps=10, num_warmup_steps=1)
+    compile_as_on_tpu(trainer.train_step(run_pretraining.pretraining_training_loss, metrics), [path], parse, 8, True)
+    assert int(trainer.global_step.numpy()) == 1
+    sums = training.MetricSums(run_pretraining.METRIC_NAMES + ("loss",))
+    compile_as_on_tpu(trainer.eval_step(run_pretraining.pretraining_eval_metrics, sums), [path], parse, 8, False)
+    assert sums.results()["loss"] > 0
+
+
+def test_classifier_steps_compile_as_on_tpu(tpu_trainer_factory, tmp_path):
+    from conftest import import_script
+    import modeling
+    import training
+
+    run_classifier = import_script("run_classifier")
+    path = str(tmp_path / "records.tfrecord")
+    write_zero_records(path, {**run_classifier.record_features(16, False),
+                              "is_real_example": tf.io.FixedLenFeature([], tf.int64)}, 11)
+    parse = training.parse_records(run_classifier.record_features(16, False))
+    trainer = tpu_trainer_factory(modeling.BertClassifierModel, 3)
+    metrics = trainer.create_optimizer(("accuracy",), num_train_steps=10, num_warmup_steps=1)
+    loss = functools.partial(run_classifier.classifier_training_loss, is_regression=False)
+    compile_as_on_tpu(trainer.train_step(loss, metrics), [path], parse, 8, True)
+    outputs = functools.partial(run_classifier.classifier_outputs, is_regression=False)
+    compile_as_on_tpu(trainer.predict_step(outputs), [path], parse, 8, False)
+
+
+def test_squad_steps_compile_as_on_tpu(tpu_trainer_factory, tmp_path):
+    from conftest import import_script
+    import modeling
+    import training
+
+    run_squad = import_script("run_squad")
+    paths = {}
+    for is_training in (True, False):
+        paths[is_training] = str(tmp_path / f"records-{is_training}.tfrecord")
+        write_zero_records(paths[is_training], run_squad.record_features(16, is_training), 9)
+    trainer = tpu_trainer_factory(modeling.BertSquadModel)
+    metrics = trainer.create_optimizer((), num_train_steps=10, num_warmup_steps=1)
+    compile_as_on_tpu(trainer.train_step(run_squad.squad_training_loss, metrics), [paths[True]],
+                      training.parse_records(run_squad.record_features(16, True)), 4, True)
+    compile_as_on_tpu(trainer.predict_step(run_squad.squad_outputs), [paths[False]],
+                      training.parse_records(run_squad.record_features(16, False)), 4, False)
