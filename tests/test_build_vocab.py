@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import tokenization
 
 from conftest import import_script
@@ -42,6 +44,7 @@ def run_build_vocab(*args):
                           capture_output=True, text=True, cwd=REPO_ROOT)
 
 
+@pytest.mark.slow
 def test_command_writes_a_vocab_that_tokenizes_its_corpus_without_unknowns(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(CORPUS, encoding="utf-8")
@@ -63,6 +66,7 @@ def test_command_writes_a_vocab_that_tokenizes_its_corpus_without_unknowns(tmp_p
     assert second.read_bytes() == vocab_file.read_bytes()
 
 
+@pytest.mark.slow
 def test_command_reports_bad_input_in_one_line(tmp_path):
     result = run_build_vocab(f"--input_file={tmp_path}/nothing*.txt", f"--output_file={tmp_path}/v.txt")
     assert result.returncode == 2

@@ -50,6 +50,7 @@ def test_safetensors_round_trip_reads_bfloat16(tmp_path):
     np.testing.assert_array_equal(read, values.to(torch.bfloat16).float().numpy())
 
 
+@pytest.mark.slow
 def test_reference_checkpoint_to_transformers_loads_and_gives_the_same_logits(tmp_path):
     """model.safetensors written without torch; transformers' BertForPreTraining loads every weight."""
     import torch
@@ -85,6 +86,7 @@ def test_reference_checkpoint_to_transformers_loads_and_gives_the_same_logits(tm
     assert max_abs_diff(nsp_logits, theirs.seq_relationship_logits) < 1e-5
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("safe_serialization", [True, False])
 def test_transformers_to_reference_and_back_is_lossless(tmp_path, safe_serialization):
     import torch
@@ -104,6 +106,7 @@ def test_transformers_to_reference_and_back_is_lossless(tmp_path, safe_serializa
         np.testing.assert_array_equal(back[name], array, err_msg=name)
 
 
+@pytest.mark.slow
 def test_bad_input_is_one_line_with_exit_2(tmp_path):
     result = run_convert(f"--hf_model_dir={tmp_path}", f"--output_dir={tmp_path}/out")
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(f"error: --hf_model_dir: {tmp_path}")

@@ -62,6 +62,7 @@ def enwiki_instances(enwiki_sentences, bert_base_uncased_vocab):
     return [parse(example) for example in serialized], counters
 
 
+@pytest.mark.slow
 def test_schema_names_dtypes_and_lengths(enwiki_instances):
     instances, _ = enwiki_instances
     example = tf.train.Example.FromString(cpd.serialize_instance(
@@ -79,6 +80,7 @@ def test_schema_names_dtypes_and_lengths(enwiki_instances):
     assert all(set(instance) == set(SCHEMA) for instance in instances)
 
 
+@pytest.mark.slow
 def test_statistics_follow_the_reference_algorithm(enwiki_instances, bert_base_uncased_vocab):
     instances, _ = enwiki_instances
     assert len(instances) >= 5000
@@ -109,6 +111,7 @@ def test_statistics_follow_the_reference_algorithm(enwiki_instances, bert_base_u
     assert abs(as_mask / masked - 0.8) < 0.02 and abs(kept / masked - 0.1) < 0.02 and abs(random_share - 0.1) < 0.02
 
 
+@pytest.mark.slow
 def test_next_sentence_share_matches_the_reference_implementation(enwiki_sentences, bert_base_uncased_vocab):
     """Short target lengths near short_seq_prob. The reference forces a random B whenever a chunk
     holds one sentence (titles, a document's last sentence, every chunk of a document drawn a short
@@ -130,6 +133,7 @@ def test_next_sentence_share_matches_the_reference_implementation(enwiki_sentenc
     assert abs(ours - 0.5) < 0.06 and abs(reference - 0.5) < 0.06
 
 
+@pytest.mark.slow
 def test_whole_word_masking_never_masks_part_of_a_word(enwiki_sentences, bert_base_uncased_vocab):
     serialized, _, _ = cpd.build_shard(settings(bert_base_uncased_vocab, do_whole_word_mask=True, random_seed=7), 0,
                                        read_documents(enwiki_sentences)[:40])
@@ -166,6 +170,7 @@ def test_masking_of_one_sequence_by_hand():
     assert [masked[i] for i in unmasked] == [ids[i] for i in unmasked]
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_bytes_and_worker_count_does_not_matter(tmp_path, enwiki_sentences,
                                                                           bert_base_uncased_vocab):
     common = [f"--input_file={enwiki_sentences}", f"--vocab_file={bert_base_uncased_vocab}", "--dupe_factor=1",
@@ -193,6 +198,7 @@ def peak_rss_megabytes(*args):
     return int(result.stdout.strip()) / 1024
 
 
+@pytest.mark.slow
 def test_peak_memory_does_not_grow_with_the_corpus(tmp_path, enwiki_sentences, bert_base_uncased_vocab):
     text = open(enwiki_sentences, encoding="utf-8").read()
     (tmp_path / "once.txt").write_text(text, encoding="utf-8")
@@ -206,6 +212,7 @@ def test_peak_memory_does_not_grow_with_the_corpus(tmp_path, enwiki_sentences, b
     assert four < once * 1.1
 
 
+@pytest.mark.slow
 def test_bad_input_is_reported_clearly(tmp_path, bert_base_uncased_vocab):
     text = tmp_path / "text.txt"
     text.write_bytes(b"One sentence only.\n\n\n\nA lone \xff sentence here.\n\n")
@@ -243,6 +250,7 @@ def test_sentence_splitting():
     assert split("   ") == []
 
 
+@pytest.mark.slow
 def test_prepare_text_document_boundaries(tmp_path):
     raw = tmp_path / "raw.txt"
     raw.write_text("Title\nFirst one. Second one.\n\nOther doc. Ends.\n")

@@ -44,6 +44,7 @@ def sample_lines():
         return [line.strip() for line in reader if line.strip()]
 
 
+@pytest.mark.slow
 def test_extract_features_equal_the_model_layers_in_the_reference_schema(minilm_checkpoint, tmp_path):
     lines = sample_lines()[:5] + ["A man walks his dog. ||| The dog sleeps.", "", "word " * 40]
     (tmp_path / "input.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -93,6 +94,7 @@ def test_extract_features_equal_the_model_layers_in_the_reference_schema(minilm_
     assert not (tmp_path / "bad.jsonl").exists()
 
 
+@pytest.mark.slow
 def test_hub_exports_load_and_equal_modeling(minilm_checkpoint, minilm_export):
     import tensorflow_hub as hub
     import tensorflow_text  # noqa: F401  (registers the preprocessing model's ops, as for Hub's own)
@@ -132,6 +134,7 @@ def test_hub_exports_load_and_equal_modeling(minilm_checkpoint, minilm_export):
         assert packed["input_mask"][0].numpy().tolist() == features["input_mask"]
 
 
+@pytest.mark.slow
 def test_preprocessing_ids_equal_full_tokenizer_on_real_text(minilm_checkpoint, minilm_export, enwiki_lines):
     """Every enwiki_sample line: identical ids, except lines holding a character on which
     tensorflow-text normalises otherwise than the reference (ß, ½, ², ... : the characters
@@ -157,6 +160,7 @@ def test_preprocessing_ids_equal_full_tokenizer_on_real_text(minilm_checkpoint, 
     assert differing <= 0.01 * len(lines)
 
 
+@pytest.mark.slow
 def test_export_reports_bad_input_in_one_line(minilm_checkpoint, tmp_path):
     common = [f"--bert_config_file={minilm_checkpoint}/bert_config.json", f"--init_checkpoint={minilm_checkpoint}/bert_model.ckpt",
               f"--export_dir={tmp_path}/export"]

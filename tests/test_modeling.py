@@ -125,6 +125,7 @@ def hf_pretraining_model(tmp_path_factory):
     return hf_model, hf_dir, reference_dir
 
 
+@pytest.mark.slow
 def test_matches_transformers_bert_within_1e5(hf_pretraining_model):
     """Sequence, pooled, every layer, embeddings, MLM and NSP logits within 1e-5 (fp32), on a batch
     with padding and both segment ids, against BertForPreTraining and BertModel."""
@@ -264,6 +265,7 @@ def test_training_state_is_written_by_reference_names_and_ignored_when_warm_star
     assert report.unused == [] and report.missing == []
 
 
+@pytest.mark.slow
 def test_reference_implementation_restores_our_checkpoint(tmp_path):
     """The reference's own BertModel (bert-tensorflow 1.0.4, TF1 code under compat shims) restores a
     checkpoint we wrote, every variable, and computes the same outputs within 1e-5. The reference code

@@ -177,6 +177,7 @@ def test_accumulated_gradients_of_a_scaled_loss_are_unscaled_by_the_optimizer():
 MIRRORED_SCRIPT_ARG = "--mirrored-vs-one-device"
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_over_two_cpus_gives_the_one_device_result():
     """A tiny BERT classifier, 3 steps of AdamWeightDecay on a global batch of 8: two replicas of 4
     end with the one-device weights within 1e-6 (absolute; the weights are of order 0.02 to 1 and

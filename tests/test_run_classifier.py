@@ -216,6 +216,7 @@ def run_script(name, *arguments):
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_fine_tunes_minilm_on_movie_review_polarity_from_checkpoint_and_hub_then_predicts_and_serves(
         minilm_checkpoint, tmp_path):
     """all-MiniLM-L6-v2 on 200 real movie-review sentences (Pang & Lee) in SST-2 layout, 120 to train
@@ -278,6 +279,7 @@ def test_fine_tunes_minilm_on_movie_review_polarity_from_checkpoint_and_hub_then
     assert pair["probabilities"].shape == (1, 2)
 
 
+@pytest.mark.slow
 def test_fine_tunes_minilm_on_a_sentence_pair_task_built_from_real_text(minilm_checkpoint, enwiki_articles, tmp_path):
     """Pairs of Wikipedia sentences in MRPC layout: label 1 when the second sentence follows the first
     in its article, 0 when it comes from another article; 400 to train, 100 to evaluate (seen:
@@ -308,6 +310,7 @@ def test_fine_tunes_minilm_on_a_sentence_pair_task_built_from_real_text(minilm_c
     assert results["eval_examples"] == 100 and results["eval_accuracy"] >= 0.7
 
 
+@pytest.mark.slow
 def test_command_reports_bad_input_in_one_line(minilm_checkpoint, tmp_path):
     command = [sys.executable, os.path.join(REPO_ROOT, "run_classifier.py"), "--task_name=MRPC", f"--data_dir={tmp_path}",
                f"--output_dir={tmp_path}/out", f"--vocab_file={minilm_checkpoint}/vocab.txt",

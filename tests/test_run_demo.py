@@ -4,9 +4,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from conftest import REPO_ROOT
 
 
+@pytest.mark.slow
 def test_demo_runs_the_whole_pipeline_into_one_folder(tmp_path):
     out = tmp_path / "demo"
     result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "run_demo.py"), f"--output_dir={out}",

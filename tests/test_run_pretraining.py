@@ -3,6 +3,7 @@
 import os
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from conftest import import_script, run_pretraining_command, summary_values
@@ -13,6 +14,7 @@ EVAL_KEYS = ["global_step", "loss", "masked_lm_accuracy", "masked_lm_loss", "nex
              "next_sentence_loss"]
 
 
+@pytest.mark.slow
 def test_masked_lm_accuracy_climbs_and_eval_results_has_the_reference_format(pretraining_data, tmp_path):
     """1,000 steps of a 2-layer, 32-wide BERT on the sample text's records: masked-LM accuracy climbs
     from about 0.07 (frequent tokens) over the first 100 steps to above 0.35, and the loss falls by
@@ -72,6 +74,7 @@ def test_dynamic_masking_draws_the_reference_distribution():
     assert abs(as_mask / total - 0.8) < 0.05 and abs(kept / total - 0.1) < 0.04
 
 
+@pytest.mark.slow
 def test_dynamic_masking_trains(pretraining_data, tmp_path):
     result = run_pretraining_command(pretraining_data, tmp_path, "--dynamic_masking=True",
                                      f"--vocab_file={pretraining_data}/vocab.txt", "--do_eval=True", "--max_eval_steps=2")
@@ -79,6 +82,7 @@ def test_dynamic_masking_trains(pretraining_data, tmp_path):
     assert "masked_lm_accuracy" in (tmp_path / "eval_results.txt").read_text()
 
 
+@pytest.mark.slow
 def test_bad_input_fails_before_training(pretraining_data, tmp_path):
     def error_of(*flags):
         result = run_pretraining_command(pretraining_data, tmp_path / "out", *flags)

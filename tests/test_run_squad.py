@@ -347,6 +347,7 @@ def read_results(path):
     return {key: float(value) for key, value in (line.split(" = ") for line in path.read_text().splitlines())}
 
 
+@pytest.mark.slow
 def test_fine_tunes_minilm_on_squad_built_from_real_text(minilm_checkpoint, enwiki_articles, tmp_path):
     """600 questions to train, 150 to predict, from Wikipedia articles (contexts of ~4 sentences,
     ~130 word pieces: two spans at max_seq_length 128). EM and F1 must beat the first-candidate
@@ -375,6 +376,7 @@ def test_fine_tunes_minilm_on_squad_built_from_real_text(minilm_checkpoint, enwi
     assert all(text in contexts[qid] for qid, text in predictions.items())  # original text, not word pieces
 
 
+@pytest.mark.slow
 def test_squad_2_end_to_end_with_unanswerable_questions(minilm_checkpoint, enwiki_articles, tmp_path):
     """A third of the questions unanswerable (their sentence comes from another article), 600 to
     train (3 epochs) and 120 to predict with --null_score_diff_threshold=best, then predicting
@@ -413,6 +415,7 @@ def test_squad_2_end_to_end_with_unanswerable_questions(minilm_checkpoint, enwik
     assert again["f1"] == pytest.approx(results["f1"], abs=1e-6)
 
 
+@pytest.mark.slow
 def test_command_reports_bad_input_in_one_line(minilm_checkpoint, tmp_path):
     base = [f"--output_dir={tmp_path}/out", f"--vocab_file={minilm_checkpoint}/vocab.txt",
             f"--bert_config_file={minilm_checkpoint}/bert_config.json"]
