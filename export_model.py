@@ -184,7 +184,7 @@ def save_atomically(export, path, signatures=None):
     (saved_model.pb last on object stores: a loader never sees half an export)."""
     temporary = file_io.temporary_path(path)
     try:
-        with file_io.reporting(path, "cannot be written", "--export_dir: "):
+        with file_io.reporting(path, ": cannot be written", "--export_dir: "):
             tf.saved_model.save(export, temporary, signatures=signatures)
             file_io.publish_directory(temporary, path)
     finally:

@@ -79,15 +79,15 @@ def _is_permission_error(error):
 
 @contextlib.contextmanager
 def reporting(path, failure, prefix=""):
-    """Turns an I/O failure inside the block into one InputError, `<prefix><path>: <failure>
-    (<reason>)`, e.g. reporting(path, "cannot be read", "--vocab_file: "); a permission failure on a
-    bucket also says what to grant."""
+    """Turns an I/O failure inside the block into one InputError, `<prefix><path><failure>
+    (<reason>)`, e.g. reporting(path, ": cannot be read", "--vocab_file: ") or reporting(path,
+    " is not writable", "--output_dir: "); a permission failure on a bucket also says what to grant."""
     try:
         yield
     except InputError:
         raise
     except _io_errors() as error:
-        message = f"{prefix}{path}: {failure} ({describe_error(error)})"
+        message = f"{prefix}{path}{failure} ({describe_error(error)})"
         if _is_permission_error(error) and not is_local(path):
             role = "roles/storage.objectViewer" if "read" in failure or "listed" in failure else "roles/storage.objectAdmin"
             message += (f"; grant the account this runs as (on a Cloud TPU, the TPU's service account) {role} "
@@ -127,7 +127,7 @@ def expand_input_files(patterns, flag_name):
     """
     files, probed = [], set()
     for pattern in filter(None, (p.strip() for p in (patterns or "").split(","))):
-        with reporting(pattern, "cannot be listed", f"--{flag_name}: "):
+        with reporting(pattern, ": cannot be listed", f"--{flag_name}: "):
             if exists(pattern) and not isdir(pattern):
                 matched = [pattern]
             else:
@@ -137,7 +137,7 @@ def expand_input_files(patterns, flag_name):
         for path in matched:
             if not is_local(path) and _bucket(path) not in probed:
                 probed.add(_bucket(path))
-                with reporting(path, "cannot be read", f"--{flag_name}: "), open_file(path, "rb") as reader:
+                with reporting(path, ": cannot be read", f"--{flag_name}: "), open_file(path, "rb") as reader:
                     reader.read(_PROBE_BYTES)
         files.extend(matched)
     if not files:
@@ -158,7 +158,7 @@ def open_file(path, mode="rb"):
 
 def read_bytes(path, prefix=""):
     """The whole of `path`; an InputError `<prefix><path>: cannot be read (...)` when it cannot be."""
-    with reporting(path, "cannot be read", prefix), open_file(path, "rb") as reader:
+    with reporting(path, ": cannot be read", prefix), open_file(path, "rb") as reader:
         return reader.read()
 
 
@@ -169,7 +169,7 @@ def read_text(path, prefix=""):
 
 def read_lines(path, prefix=""):
     """Yields the lines of `path` as bytes, line ends kept, streaming (never the whole file)."""
-    with reporting(path, "cannot be read", prefix), open_file(path, "rb") as reader:
+    with reporting(path, ": cannot be read", prefix), open_file(path, "rb") as reader:
         yield from reader
 
 
@@ -183,7 +183,7 @@ def _makedirs(path):
 
 
 def makedirs(path, prefix=""):
-    with reporting(path, "cannot be created", prefix):
+    with reporting(path, ": cannot be created", prefix):
         _makedirs(path)
 
 
@@ -232,7 +232,7 @@ def atomic_output(path):
     temporary = temporary_path(path)
     try:
         yield temporary
-        with reporting(path, "cannot be written"):
+        with reporting(path, ": cannot be written"):
             rename(temporary, path)
     finally:
         if exists(temporary):
@@ -240,7 +240,7 @@ def atomic_output(path):
 
 
 def write_bytes_atomically(path, data):
-    with atomic_output(path) as temporary, reporting(path, "cannot be written"), open_file(temporary, "wb") as writer:
+    with atomic_output(path) as temporary, reporting(path, ": cannot be written"), open_file(temporary, "wb") as writer:
         writer.write(data)
 
 
@@ -270,7 +270,7 @@ def prepare_output_dir(path, flag_name="output_dir"):
     """Creates directory `path`, proves it writable by writing and removing a probe file (a bucket
     that denies writing fails here, before any work), and removes what killed runs left."""
     probe = temporary_path(os.path.join(path, "write-probe"))
-    with reporting(path, "is not writable", f"--{flag_name}: "):
+    with reporting(path, " is not writable", f"--{flag_name}: "):
         _makedirs(path)
         with open_file(probe, "wb") as writer:
             writer.write(b"")

@@ -611,7 +611,7 @@ def save_checkpoint(prefix, tensors):
     names = sorted(tensors)
     values = [tf.convert_to_tensor(tensors[name]) for name in names]
     temporary = file_io.temporary_path(prefix)
-    with file_io.reporting(prefix, "checkpoint cannot be written"):
+    with file_io.reporting(prefix, ": cannot be written as a checkpoint"):
         tf.raw_ops.SaveV2(prefix=temporary, tensor_names=names, shape_and_slices=[""] * len(names), tensors=values)
         temporary_name = os.path.basename(temporary)
         for data_file in file_io.files_starting_with(os.path.dirname(temporary) or ".", temporary_name + ".data-"):

@@ -175,15 +175,15 @@ def test_publish_directory_copies_saved_model_pb_last(monkeypatch):
 
 def test_a_permission_failure_on_a_bucket_says_what_to_grant():
     with pytest.raises(errors.InputError) as raised:
-        with file_io.reporting("gs://team-bucket/run1", "is not writable", "--output_dir: "):
+        with file_io.reporting("gs://team-bucket/run1", " is not writable", "--output_dir: "):
             raise tf.errors.PermissionDeniedError(None, None, "403 Forbidden: caller does not have "
                                                   "storage.objects.create access\nmore detail")
     assert str(raised.value) == (
-        "--output_dir: gs://team-bucket/run1: is not writable (403 Forbidden: caller does not have "
+        "--output_dir: gs://team-bucket/run1 is not writable (403 Forbidden: caller does not have "
         "storage.objects.create access); grant the account this runs as (on a Cloud TPU, the TPU's service "
         "account) roles/storage.objectAdmin on gs://team-bucket")
     with pytest.raises(errors.InputError, match="roles/storage.objectViewer on gs://data"):
-        with file_io.reporting("gs://data/x.tfrecord", "cannot be read", "--input_file: "):
+        with file_io.reporting("gs://data/x.tfrecord", ": cannot be read", "--input_file: "):
             raise tf.errors.PermissionDeniedError(None, None, "403")
 
 
