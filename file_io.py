@@ -61,7 +61,7 @@ def _bucket(path):
 
 def describe_error(error):
     """The reason of an OSError or a tf.errors.OpError, on one line."""
-    if isinstance(error, OSError) and not hasattr(error, "error_code"):
+    if isinstance(error, OSError):
         return error.strerror or str(error)
     message = getattr(error, "message", None) or str(error) or type(error).__name__
     return message.strip().splitlines()[0]

@@ -555,19 +555,18 @@ def resolve_checkpoint(path):
     raise InputError(f"checkpoint {path}: no such checkpoint ({path}.index is missing)")
 
 
-def checkpoint_reader(path):
-    """A reader of the reference-format checkpoint at `path` (a prefix, or a directory with a
-    `checkpoint` file).
+def checkpoint_reader(prefix):
+    """A reader of the reference-format checkpoint at `prefix` (as resolve_checkpoint gives it).
 
     The prefix's own reader: tf.train.load_checkpoint first asks whether the prefix is a
     directory, which ram:// answers yes for any prefix of existing files.
     """
-    return tf.compat.v1.train.NewCheckpointReader(resolve_checkpoint(path))
+    return tf.compat.v1.train.NewCheckpointReader(prefix)
 
 
-def checkpoint_shapes(path):
-    """{name: shape} of every variable in the checkpoint at `path`."""
-    return checkpoint_reader(path).get_variable_to_shape_map()
+def checkpoint_shapes(prefix):
+    """{name: shape} of every variable in the checkpoint at `prefix` (as resolve_checkpoint gives it)."""
+    return checkpoint_reader(prefix).get_variable_to_shape_map()
 
 
 LoadReport = collections.namedtuple("LoadReport", ["loaded", "missing", "unused"])
@@ -621,5 +620,5 @@ def save_checkpoint(prefix, tensors):
 
 def checkpoint_arrays(path):
     """{name: numpy array} of every variable in a checkpoint (for conversion and inspection)."""
-    reader = checkpoint_reader(path)
+    reader = checkpoint_reader(resolve_checkpoint(path))
     return {name: np.asarray(reader.get_tensor(name)) for name in sorted(reader.get_variable_to_shape_map())}
