@@ -31,6 +31,7 @@ import numpy as np
 import errors
 import file_io
 import modeling
+import tokenization
 
 FLAGS = flags.FLAGS
 
@@ -39,6 +40,8 @@ flags.DEFINE_string("init_checkpoint", None, "A reference-format checkpoint to c
 flags.DEFINE_string("bert_config_file", None, "With --init_checkpoint: its bert_config.json.")
 flags.DEFINE_string("vocab_file", None, "With --init_checkpoint: its vocab.txt (copied beside the output).")
 flags.DEFINE_string("output_dir", None, "Folder to write the converted model into (created if absent).")
+flags.DEFINE_bool("do_lower_case", None, "With --init_checkpoint: whether its vocabulary is lower-cased, written to "
+                                         "tokenizer_config.json (default: known for the released checkpoints, else True).")
 
 # Hugging Face names that differ from the rule in hf_to_reference_name, both ways.
 _SPECIAL_NAMES = {
@@ -103,23 +106,41 @@ _SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, 
 def read_safetensors(path):
     """{name: numpy array} from a .safetensors file; bfloat16 arrays come back as float32."""
     raw_file = file_io.read_bytes(path)
+    malformed = f"{path}: not a safetensors file"
+    if len(raw_file) < 8:
+        raise errors.InputError(f"{malformed} (only {len(raw_file)} bytes)")
     (header_size,) = struct.unpack("<Q", raw_file[:8])
-    header = json.loads(raw_file[8:8 + header_size])
+    if header_size > len(raw_file) - 8:
+        raise errors.InputError(f"{malformed} (its header of {header_size} bytes runs past the end: truncated?)")
+    try:
+        header = json.loads(raw_file[8:8 + header_size])
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise errors.InputError(f"{malformed} (its header is not JSON: {error})") from None
+    if not isinstance(header, dict):
+        raise errors.InputError(f"{malformed} (its header is not a JSON object)")
     data = memoryview(raw_file)[8 + header_size:]
     arrays = {}
     for name, entry in header.items():
         if name == "__metadata__":
             continue
-        start, end = entry["data_offsets"]
+        try:
+            start, end = entry["data_offsets"]
+            dtype, shape = entry["dtype"], [int(size) for size in entry["shape"]]
+        except (TypeError, KeyError, ValueError):
+            raise errors.InputError(f"{malformed} (tensor {name} lacks dtype, shape or data_offsets)") from None
+        if not 0 <= start <= end <= len(data):
+            raise errors.InputError(f"{malformed} (tensor {name} lies past the end of the file: truncated?)")
         raw = data[start:end]
-        if entry["dtype"] == "BF16":
+        if dtype == "BF16":
             # bfloat16 is the top half of a float32.
             array = (np.frombuffer(raw, dtype="<u2").astype(np.uint32) << 16).view(np.float32)
-        elif entry["dtype"] in _SAFETENSORS_DTYPES:
-            array = np.frombuffer(raw, dtype=np.dtype(_SAFETENSORS_DTYPES[entry["dtype"]]).newbyteorder("<"))
+        elif dtype in _SAFETENSORS_DTYPES:
+            array = np.frombuffer(raw, dtype=np.dtype(_SAFETENSORS_DTYPES[dtype]).newbyteorder("<"))
         else:
-            raise errors.InputError(f"{path}: tensor {name} has unsupported dtype {entry['dtype']}")
-        arrays[name] = array.reshape(entry["shape"])
+            raise errors.InputError(f"{path}: tensor {name} has unsupported dtype {dtype}")
+        if array.size != int(np.prod(shape)):
+            raise errors.InputError(f"{malformed} (tensor {name} has {array.size} values for shape {shape})")
+        arrays[name] = array.reshape(shape)
     return arrays
 
 
@@ -206,11 +227,30 @@ def hf_to_reference(model_dir, output_dir):
     return prefix
 
 
-def reference_to_hf(checkpoint, bert_config_file, vocab_file, output_dir):
-    """Converts a reference-format checkpoint to a Hugging Face folder (config.json, model.safetensors)."""
+def check_config_matches(config, bert_config_file, arrays, checkpoint):
+    """InputError when the encoder arrays {name: array} of a checkpoint are not what `config` builds."""
+    expected = {name: variable.shape.as_list()
+                for name, variable in modeling.variables_by_name(modeling.BertModel(config)).items()}
+    mismatch = f"--bert_config_file: {bert_config_file} does not match checkpoint {checkpoint}"
+    for name, shape in expected.items():
+        if name not in arrays:
+            raise errors.InputError(f"{mismatch}: the config's model has {name}, the checkpoint does not")
+        if list(arrays[name].shape) != shape:
+            raise errors.InputError(f"{mismatch}: {name} has shape {list(arrays[name].shape)} in the checkpoint, "
+                                    f"{shape} by the config")
+    extra = sorted(name for name in arrays if name.startswith("bert/") and name not in expected)
+    if extra:
+        raise errors.InputError(f"{mismatch}: the checkpoint has {len(extra)} encoder arrays the config's model "
+                                f"lacks, first {extra[0]}")
+
+
+def reference_to_hf(checkpoint, bert_config_file, vocab_file, output_dir, do_lower_case=True):
+    """Converts a reference-format checkpoint to a Hugging Face folder (config.json, model.safetensors,
+    tokenizer_config.json, and vocab.txt when given)."""
     config = modeling.BertConfig.from_json_file(bert_config_file)
     arrays = {name: array for name, array in modeling.checkpoint_arrays(checkpoint).items()
               if not modeling.is_training_state(name)}
+    check_config_matches(config, bert_config_file, arrays, checkpoint)
     with_heads = any(not name.startswith("bert/") for name in arrays)
     hf_arrays = {}
     for name, array in arrays.items():
@@ -234,6 +274,11 @@ def reference_to_hf(checkpoint, bert_config_file, vocab_file, output_dir):
     file_io.makedirs(output_dir, "--output_dir: ")
     write_safetensors(os.path.join(output_dir, "model.safetensors"), hf_arrays)
     file_io.write_text_atomically(os.path.join(output_dir, "config.json"), json.dumps(hf_config, indent=2, sort_keys=True) + "\n")
+    # Without it AutoTokenizer lower-cases every model, cased ones included.
+    tokenizer_config = {"tokenizer_class": "BertTokenizer", "do_lower_case": do_lower_case,
+                        "model_max_length": config.max_position_embeddings}
+    file_io.write_text_atomically(os.path.join(output_dir, "tokenizer_config.json"),
+                                  json.dumps(tokenizer_config, indent=2, sort_keys=True) + "\n")
     if vocab_file:
         file_io.copy_file(vocab_file, os.path.join(output_dir, "vocab.txt"))
 
@@ -250,7 +295,15 @@ def main(argv):
         return
     if not FLAGS.bert_config_file:
         raise errors.InputError("--bert_config_file is required with --init_checkpoint")
-    reference_to_hf(FLAGS.init_checkpoint, FLAGS.bert_config_file, FLAGS.vocab_file, FLAGS.output_dir)
+    do_lower_case = FLAGS.do_lower_case
+    if do_lower_case is None:
+        do_lower_case = tokenization.released_checkpoint_case(FLAGS.init_checkpoint)
+        if do_lower_case is None:
+            logging.warning("tokenizer_config.json: do_lower_case=True (the reference's default); pass "
+                            "--do_lower_case=False for a cased vocabulary")
+            do_lower_case = True
+    tokenization.validate_case_matches_checkpoint(do_lower_case, FLAGS.init_checkpoint)
+    reference_to_hf(FLAGS.init_checkpoint, FLAGS.bert_config_file, FLAGS.vocab_file, FLAGS.output_dir, do_lower_case)
     logging.info("Wrote model.safetensors and config.json to %s", FLAGS.output_dir)
 
 

@@ -48,16 +48,16 @@ flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model
 flags.DEFINE_string("spm_model_file", None, "A SentencePiece model to tokenize with instead of --vocab_file.")
 flags.DEFINE_bool("do_lower_case", True, "Whether to lower case the input text.")
 flags.DEFINE_bool("do_whole_word_mask", False, "Whether to mask all of the word pieces of a word at once.")
-flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.")
-flags.DEFINE_integer("max_predictions_per_seq", 20, "Maximum number of masked LM predictions per sequence.")
+flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.", lower_bound=1)
+flags.DEFINE_integer("max_predictions_per_seq", 20, "Maximum number of masked LM predictions per sequence.", lower_bound=1)
 flags.DEFINE_integer("random_seed", 12345, "Random seed for data generation.")
-flags.DEFINE_integer("dupe_factor", 10, "Number of times to duplicate the input data (with different masks).")
-flags.DEFINE_float("masked_lm_prob", 0.15, "Masked LM probability.")
-flags.DEFINE_float("short_seq_prob", 0.1, "Probability of creating sequences shorter than the maximum length.")
-flags.DEFINE_integer("num_workers", 1, "Processes building shards in parallel.")
+flags.DEFINE_integer("dupe_factor", 10, "Number of times to duplicate the input data (with different masks).", lower_bound=1)
+flags.DEFINE_float("masked_lm_prob", 0.15, "Masked LM probability.", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_float("short_seq_prob", 0.1, "Probability of creating sequences shorter than the maximum length.", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_integer("num_workers", 1, "Processes building shards in parallel.", lower_bound=1)
 flags.DEFINE_integer("documents_per_shard", 2000, "Documents a shard holds: the unit of memory, parallelism and "
-                                                  "random-next sampling. Changing it changes the output.")
-flags.DEFINE_integer("log_first_instances", 20, "How many instances to log in full.")
+                                                  "random-next sampling. Changing it changes the output.", lower_bound=1)
+flags.DEFINE_integer("log_first_instances", 20, "How many instances to log in full.", lower_bound=0)
 
 TrainingInstance = collections.namedtuple(
     "TrainingInstance", ["input_ids", "segment_ids", "masked_lm_positions", "masked_lm_ids", "is_random_next"])
@@ -357,7 +357,11 @@ def main(argv):
         raise errors.InputError("--vocab_file (or --spm_model_file) is required")
     input_files = file_io.expand_input_files(FLAGS.input_file, "input_file")
     output_files = [path.strip() for path in FLAGS.output_file.split(",") if path.strip()]
-    for path in output_files:
+    for index, path in enumerate(output_files):
+        if path in output_files[:index]:
+            raise errors.InputError(f"--output_file: {path} is named twice")
+        if path in input_files:
+            raise errors.InputError(f"--output_file: {path} is also an input file")
         file_io.check_output_directory(path, "output_file")
     if FLAGS.max_seq_length < 5:
         raise errors.InputError(f"--max_seq_length={FLAGS.max_seq_length} leaves no room for two segments")

@@ -45,7 +45,7 @@ flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model
 flags.DEFINE_bool("do_lower_case", True, "Whether the model lower-cases its input (uncased models).")
 flags.DEFINE_string("export_dir", None, "Where to write encoder/, preprocess/ and classifier/1/.")
 flags.DEFINE_integer("max_seq_length", 128, "The preprocessing model's default sequence length, and the "
-                                            "classifier's.")
+                                            "classifier's.", lower_bound=3)
 flags.DEFINE_list("label_list", None, "The classifier's labels, in the order of its outputs (default 0, 1, ...).")
 
 INT_MATRIX = tf.TensorSpec([None, None], tf.int32)

@@ -42,10 +42,10 @@ flags.DEFINE_string("output_file", None, "The JSON lines file to write.")
 flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
 flags.DEFINE_string("layers", "-1,-2,-3,-4", "Comma-separated encoder layer indexes (negative from the last).")
 flags.DEFINE_integer("max_seq_length", 128, "The maximum total input sequence length after WordPiece tokenization. "
-                                            "Longer lines are truncated, shorter ones padded.")
+                                            "Longer lines are truncated, shorter ones padded.", lower_bound=3)
 flags.DEFINE_bool("do_lower_case", True, "Whether to lower case the input text. Should be True for uncased models "
                                          "and False for cased models.")
-flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.")
+flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.", lower_bound=1)
 flags.DEFINE_bool("use_one_hot_embeddings", False, "Look embeddings up by a one-hot matmul (faster on TPU).")
 flags.DEFINE_enum("pooling", "none", ["none", "cls", "mean"], "none: every token's vectors (the reference); cls or "
                                                               "mean: one vector per line.")
@@ -135,7 +135,7 @@ def main(argv):
     trainer = training.Trainer(lambda compute_dtype, use_one_hot_embeddings: modeling.BertModel(
         config, compute_dtype=compute_dtype, use_one_hot_embeddings=use_one_hot_embeddings or FLAGS.use_one_hot_embeddings),
         strategy,
-        output_dir=os.path.dirname(FLAGS.output_file) or ".")
+        output_dir=os.path.dirname(FLAGS.output_file) or ".", lock_output_dir=False)
 
     def predict_outputs(model, features):
         outputs = model(features["input_ids"], features["input_mask"], features["segment_ids"])

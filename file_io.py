@@ -25,22 +25,28 @@ Never half-written. An output is written under a temporary name beside it, then 
     (publish_directory). A reader that finds that file finds the rest complete.
 """
 
+import atexit
 import contextlib
 import glob
 import os
 import socket
 import struct
 import sys
+import time
 
+import errors
 from errors import InputError
 
 TEMPORARY_MARKER = ".tmp-"
+LOCK_FILE = ".lock"
 # What a reader of a SavedModel looks for first: copied last, so a visible one means a complete export.
 SAVED_MODEL_COMPLETION_FILES = ("saved_model.pb", "saved_model.pbtxt")
 # Dots would end the host part of a temporary's name.
 _HOST = socket.gethostname().replace(".", "_")
 # Enough to learn whether a bucket grants reading, without downloading the file.
 _PROBE_BYTES = 1
+# Locks this process holds, released at exit.
+_held_locks = set()
 
 
 def is_local(path):
@@ -57,14 +63,6 @@ def _bucket(path):
     """`gs://bucket` of `gs://bucket/a/b`; the scheme and authority of any remote path."""
     scheme, rest = path.split("://", 1)
     return f"{scheme}://{rest.split('/', 1)[0]}"
-
-
-def describe_error(error):
-    """The reason of an OSError or a tf.errors.OpError, on one line."""
-    if isinstance(error, OSError):
-        return error.strerror or str(error)
-    message = getattr(error, "message", None) or str(error) or type(error).__name__
-    return message.strip().splitlines()[0]
 
 
 def _io_errors():
@@ -87,7 +85,7 @@ def reporting(path, failure, prefix=""):
     except InputError:
         raise
     except _io_errors() as error:
-        message = f"{prefix}{path}{failure} ({describe_error(error)})"
+        message = f"{prefix}{path}{failure} ({errors.describe(error, with_file=False)})"
         if _is_permission_error(error) and not is_local(path):
             role = "roles/storage.objectViewer" if "read" in failure or "listed" in failure else "roles/storage.objectAdmin"
             message += (f"; grant the account this runs as (on a Cloud TPU, the TPU's service account) {role} "
@@ -132,8 +130,13 @@ def expand_input_files(patterns, flag_name):
                 matched = [pattern]
             else:
                 matched = sorted(glob.glob(pattern) if is_local(pattern) else _gfile().glob(pattern))
+        # A killed run's temporaries are hidden, but a bucket's glob matches hidden names too.
+        matched = [path for path in matched if not _is_temporary_name(os.path.basename(path))]
         if not matched:
             raise InputError(f"--{flag_name}: {pattern} matches no file")
+        for path in matched:
+            if is_local(path) and os.path.isdir(path):
+                raise InputError(f"--{flag_name}: {path} is a directory, not a file")
         for path in matched:
             if not is_local(path) and _bucket(path) not in probed:
                 probed.add(_bucket(path))
@@ -163,8 +166,9 @@ def read_bytes(path, prefix=""):
 
 
 def read_text(path, prefix=""):
-    """The whole of `path` decoded as UTF-8, undecodable bytes replaced (U+FFFD)."""
-    return read_bytes(path, prefix).decode("utf-8", errors="replace")
+    """The whole of `path` decoded as UTF-8 without a leading byte-order mark (which would stick to
+    the first word or label), undecodable bytes replaced (U+FFFD)."""
+    return read_bytes(path, prefix).decode("utf-8-sig", errors="replace")
 
 
 def read_lines(path, prefix=""):
@@ -260,31 +264,91 @@ def check_output_directory(path, flag_name):
     fails (one line) for a bucket that does not exist or denies writing."""
     if not is_local(path):
         makedirs(os.path.dirname(path), f"--{flag_name}: directory ")
-        return
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        raise InputError(f"--{flag_name}: directory {directory} does not exist")
+    else:
+        directory = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(directory):
+            raise InputError(f"--{flag_name}: directory {directory} does not exist")
+        if os.path.isdir(path):
+            raise InputError(f"--{flag_name}: {path} is a directory")
+    remove_stale_temporaries(os.path.dirname(path) or ".", os.path.basename(path))
 
 
-def prepare_output_dir(path, flag_name="output_dir"):
+def prepare_output_dir(path, flag_name="output_dir", lock=True):
     """Creates directory `path`, proves it writable by writing and removing a probe file (a bucket
-    that denies writing fails here, before any work), and removes what killed runs left."""
+    that denies writing fails here, before any work), takes its lock (see lock_directory; pass
+    lock=False on the workers of a job whose chief holds it) and removes what killed runs left."""
     probe = temporary_path(os.path.join(path, "write-probe"))
     with reporting(path, " is not writable", f"--{flag_name}: "):
         _makedirs(path)
         with open_file(probe, "wb") as writer:
             writer.write(b"")
         remove(probe)
+    if lock:
+        lock_directory(path, flag_name)
     remove_stale_temporaries(path)
 
 
-def _is_stale_temporary(name):
-    if not name.startswith(".") or TEMPORARY_MARKER not in name:
+def lock_directory(path, flag_name="output_dir"):
+    """Holds directory `path` for this process until it exits: a second run on it stops with one
+    line naming the holder; a lock a dead process of this host left is taken over.
+
+    The lock is the file `.lock` (`<host> <pid> <start time>`), created exclusively on a local
+    disk. Object stores have no exclusive create through tf.io.gfile: there the lock is written
+    and read back, which refuses every run but one that starts the same second.
+    """
+    lock = os.path.join(path, LOCK_FILE)
+    if lock in _held_locks:
+        return
+    owner = f"{_HOST} {os.getpid()} {time.strftime('%Y-%m-%dT%H:%M:%S')}"
+    with reporting(lock, ": cannot be taken", f"--{flag_name}: lock "):
+        for _ in range(2):
+            if _create_exclusively(lock, owner):
+                _held_locks.add(lock)
+                atexit.register(_release_lock, lock, owner)
+                return
+            holder = read_text(lock).split()
+            if len(holder) >= 2 and _is_dead_local_process(holder[0], holder[1]):
+                remove(lock)
+                continue
+            since = f" since {holder[2]}" if len(holder) >= 3 else ""
+            who = f"process {holder[1]} on {holder[0]}" if len(holder) >= 2 else "another run"
+            raise InputError(f"--{flag_name}: {path} is in use by {who}{since}; if that run is gone, "
+                             f"delete {lock}")
+    raise InputError(f"--{flag_name}: lock {lock} cannot be taken: another run keeps taking it")
+
+
+def _create_exclusively(path, text):
+    if is_local(path):
+        try:
+            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            return False
+        with os.fdopen(descriptor, "w", encoding="utf-8") as writer:
+            writer.write(text)
+        return True
+    if exists(path):
         return False
-    host_pid = name.rsplit(TEMPORARY_MARKER, 1)[1].split(".", 1)[0]
-    host, _, pid = host_pid.rpartition("-")
+    with open_file(path, "wb") as writer:
+        writer.write(text.encode("utf-8"))
+    return read_text(path) == text
+
+
+def _release_lock(path, owner):
+    try:
+        if read_text(path) == owner:
+            remove(path)
+    except InputError:
+        pass  # gone already; at exit there is nobody left to tell
+
+
+def _is_temporary_name(name):
+    return name.startswith(".") and TEMPORARY_MARKER in name
+
+
+def _is_dead_local_process(host, pid):
+    """Whether `pid` on `host` names a process of this host that no longer runs (False for other hosts)."""
     if host != _HOST or not pid.isdigit():
-        return False  # another machine's, maybe still being written
+        return False
     try:
         os.kill(int(pid), 0)
     except ProcessLookupError:
@@ -294,10 +358,20 @@ def _is_stale_temporary(name):
     return False
 
 
-def remove_stale_temporaries(directory):
-    """Removes the temporaries that dead processes of this host left in `directory`."""
+def _is_stale_temporary(name):
+    if not _is_temporary_name(name):
+        return False
+    host_pid = name.rsplit(TEMPORARY_MARKER, 1)[1].split(".", 1)[0]
+    host, _, pid = host_pid.rpartition("-")
+    # Another machine's may still be being written.
+    return _is_dead_local_process(host, pid)
+
+
+def remove_stale_temporaries(directory, of_name=""):
+    """Removes the temporaries that dead processes of this host left in `directory` (only those of
+    the file `of_name`, when given)."""
     for name in listdir(directory):
-        if _is_stale_temporary(name):
+        if name.startswith(f".{of_name}") and _is_stale_temporary(name):
             path = os.path.join(directory, name)
             if isdir(path):
                 rmtree(path)

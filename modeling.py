@@ -28,6 +28,9 @@ and their scatter-add gradients are slow there. Both give identical values.
 """
 
 import collections
+import contextlib
+import difflib
+import inspect
 import json
 import math
 import os
@@ -37,6 +40,7 @@ from absl import logging
 import numpy as np
 import tensorflow as tf
 
+import errors
 from errors import InputError
 import file_io
 
@@ -66,6 +70,11 @@ ACTIVATIONS = {
     "tanh": tf.tanh,
     "linear": tf.identity,
 }
+
+
+# Keys of the released Google configs (the Chinese and multilingual ones) the reference ignores.
+RELEASED_CONFIG_EXTRA_KEYS = frozenset({"directionality", "pooler_fc_size", "pooler_num_attention_heads",
+                                        "pooler_num_fc_layers", "pooler_size_per_head", "pooler_type"})
 
 
 class BertConfig:
@@ -106,8 +115,18 @@ class BertConfig:
 
     @classmethod
     def from_dict(cls, json_object):
+        """A BertConfig from bert_config.json's dict; InputError for a key neither the reference nor a
+        released config has (a misspelt key must not leave its default in place)."""
+        if not isinstance(json_object, dict):
+            raise InputError(f"bert config: not a JSON object but {type(json_object).__name__}")
         if "vocab_size" not in json_object:
             raise InputError("bert config: vocab_size is missing")
+        known = set(inspect.signature(cls.__init__).parameters) - {"self", "extra_keys"}
+        for key in json_object:
+            if key not in known and key not in RELEASED_CONFIG_EXTRA_KEYS:
+                close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
+                hint = f" (did you mean {close[0]}?)" if close else f" (the keys are {', '.join(sorted(known))})"
+                raise InputError(f"bert config: unknown key {key!r}{hint}")
         return cls(**json_object)
 
     @classmethod
@@ -555,13 +574,28 @@ def resolve_checkpoint(path):
     raise InputError(f"checkpoint {path}: no such checkpoint ({path}.index is missing)")
 
 
+@contextlib.contextmanager
+def reading_checkpoint(prefix):
+    """Turns a failure to read the checkpoint at `prefix` (missing, truncated or corrupt files)
+    into one InputError naming it."""
+    try:
+        yield
+    except InputError:
+        raise
+    # The checkpoint reader's C++ errors surface as tf.errors and as IndexError ("Read less bytes
+    # than requested") or ValueError.
+    except (tf.errors.OpError, OSError, IndexError, ValueError) as error:
+        raise InputError(f"checkpoint {prefix}: cannot be read as a checkpoint ({errors.describe(error, with_file=False)})") from None
+
+
 def checkpoint_reader(prefix):
     """A reader of the reference-format checkpoint at `prefix` (as resolve_checkpoint gives it).
 
     The prefix's own reader: tf.train.load_checkpoint first asks whether the prefix is a
     directory, which ram:// answers yes for any prefix of existing files.
     """
-    return tf.compat.v1.train.NewCheckpointReader(prefix)
+    with reading_checkpoint(prefix):
+        return tf.compat.v1.train.NewCheckpointReader(prefix)
 
 
 def checkpoint_shapes(prefix):
@@ -595,8 +629,9 @@ def load_checkpoint(path, variables, allow_missing=False):
     if missing and not allow_missing:
         raise InputError(f"checkpoint {prefix}: lacks {len(missing)} model variables, first {missing[0]}")
     loaded = sorted(name for name in variables if name in shapes)
-    for name in loaded:
-        variables[name].assign(reader.get_tensor(name))
+    with reading_checkpoint(prefix):
+        for name in loaded:
+            variables[name].assign(reader.get_tensor(name))
     unused = sorted(name for name in shapes if name not in variables and not is_training_state(name))
     return LoadReport(loaded, missing, unused)
 
@@ -620,5 +655,7 @@ def save_checkpoint(prefix, tensors):
 
 def checkpoint_arrays(path):
     """{name: numpy array} of every variable in a checkpoint (for conversion and inspection)."""
-    reader = checkpoint_reader(resolve_checkpoint(path))
-    return {name: np.asarray(reader.get_tensor(name)) for name in sorted(reader.get_variable_to_shape_map())}
+    prefix = resolve_checkpoint(path)
+    reader = checkpoint_reader(prefix)
+    with reading_checkpoint(prefix):
+        return {name: np.asarray(reader.get_tensor(name)) for name in sorted(reader.get_variable_to_shape_map())}

@@ -48,9 +48,10 @@ flags.DEFINE_string("spm_model_file", None, "A SentencePiece model to tokenize w
 flags.DEFINE_bool("do_lower_case", True, "Whether to lower case the input text. Should be True for uncased models "
                                          "and False for cased models.")
 flags.DEFINE_integer("max_seq_length", 128, "The maximum total input sequence length after WordPiece tokenization. "
-                                            "Longer sequences are truncated, shorter ones padded.")
+                                            "Longer sequences are truncated, shorter ones padded.", lower_bound=3)
 flags.DEFINE_float("num_train_epochs", 3.0, "Total number of training epochs to perform.")
-flags.DEFINE_float("warmup_proportion", 0.1, "Proportion of training to perform linear learning rate warmup for.")
+flags.register_validator("num_train_epochs", lambda value: value > 0, message="must be > 0")
+flags.DEFINE_float("warmup_proportion", 0.1, "Proportion of training to perform linear learning rate warmup for.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_string("xnli_language", "zh", "XNLI: the language to fine-tune and evaluate on.")
 flags.DEFINE_string("text_a_column", "0", "tsv/csv task: the first text's column (index or header name).")
 flags.DEFINE_string("text_b_column", None, "tsv/csv task: the second text's column, for sentence pairs.")
@@ -66,18 +67,31 @@ InputExample = collections.namedtuple("InputExample", ["guid", "text_a", "text_b
 # Reading tables.
 
 def read_table(path, delimiter="\t"):
-    """Rows of a tsv/csv file as lists of strings (the GLUE files quote nothing: QUOTE_NONE for tsv)."""
+    """Rows of a tsv/csv file as lists of strings, row i on line i + 1 (the GLUE files quote nothing:
+    QUOTE_NONE for tsv). A csv record that quoting carries over several lines is an InputError:
+    it is almost always an unbalanced quote that would swallow rows."""
     if not file_io.exists(path):
         raise errors.InputError(f"{path}: file not found")
     text = file_io.read_text(path)
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
-                           quotechar=None if delimiter == "\t" else '"', quoting=quoting))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter,
+                        quotechar=None if delimiter == "\t" else '"', quoting=quoting)
+    rows = []
+    try:
+        for row in reader:
+            if reader.line_num != len(rows) + 1:
+                raise errors.InputError(f"{path}:{len(rows) + 1}: a quoted field runs on to line {reader.line_num} "
+                                        "(an unbalanced quote? fields holding line breaks are not supported)")
+            rows.append(row)
+    except csv.Error as error:
+        raise errors.InputError(f"{path}:{reader.line_num}: {error}") from None
+    return rows
 
 
 def cell(path, line_number, row, index, what):
-    if index >= len(row):
-        raise errors.InputError(f"{path}:{line_number}: has {len(row)} columns, {what} is column {index + 1}")
+    if not -len(row) <= index < len(row):
+        position = index + 1 if index >= 0 else f"{index} (from the end)"
+        raise errors.InputError(f"{path}:{line_number}: has {len(row)} columns, {what} is column {position}")
     return row[index]
 
 
@@ -188,7 +202,7 @@ def table_task(task_name, data_dir):
     delimiter = "\t" if task_name == "tsv" else ","
     extension = task_name
     train_path = os.path.join(data_dir, f"train.{extension}")
-    header = read_table(train_path, delimiter)[0] if FLAGS.skip_header and file_io.exists(train_path) else []
+    header = (read_table(train_path, delimiter) or [[]])[0] if FLAGS.skip_header and file_io.exists(train_path) else []
 
     def column(flag, value):
         if value is None:
@@ -377,7 +391,7 @@ def main(argv):
                                 f"{config.max_position_embeddings} of {config_source}")
     task = get_task(FLAGS.task_name, FLAGS.data_dir)
     tokenizer = tokenization.load_tokenizer(vocab_file, do_lower_case, FLAGS.spm_model_file)
-    file_io.prepare_output_dir(FLAGS.output_dir)
+    file_io.prepare_output_dir(FLAGS.output_dir, lock=training.is_chief(strategy))
     splits = [split for split, wanted in (("train", FLAGS.do_train), ("dev", FLAGS.do_eval), ("test", FLAGS.do_predict))
               if wanted]
     examples = {split: task.examples(FLAGS.data_dir, split) for split in splits}

@@ -37,8 +37,9 @@ REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
 SAMPLE_TEXT = os.path.join(REPO_ROOT, "sample_text.txt")
 
 flags.DEFINE_string("output_dir", os.path.join(REPO_ROOT, "demo_output"), "Where every output of the demo goes.")
-flags.DEFINE_integer("num_pretraining_steps", 300, "Pretraining steps of the small BERT.")
+flags.DEFINE_integer("num_pretraining_steps", 300, "Pretraining steps of the small BERT.", lower_bound=1)
 flags.DEFINE_float("num_train_epochs", 3.0, "Fine-tuning epochs of the classifier.")
+flags.register_validator("num_train_epochs", lambda value: value > 0, message="must be > 0")
 FLAGS = flags.FLAGS
 
 # The labelled task: a public function's (or class's) documentation → the family of its module.

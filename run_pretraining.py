@@ -37,14 +37,14 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("input_file", None, "Input TF example files (can be a glob or comma separated).")
 flags.DEFINE_string("eval_input_file", None, "Evaluation TF example files (default: --input_file, as the reference).")
 flags.DEFINE_integer("max_seq_length", 128, "The maximum total input sequence length after WordPiece "
-                                            "tokenization. Must match the data generation.")
+                                            "tokenization. Must match the data generation.", lower_bound=2)
 flags.DEFINE_integer("max_predictions_per_seq", 20, "Maximum number of masked LM predictions per sequence. "
-                                                    "Must match the data generation.")
-flags.DEFINE_integer("num_train_steps", 100000, "Number of training steps.")
-flags.DEFINE_integer("num_warmup_steps", 10000, "Number of warmup steps.")
-flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.")
+                                                    "Must match the data generation.", lower_bound=1)
+flags.DEFINE_integer("num_train_steps", 100000, "Number of training steps.", lower_bound=1)
+flags.DEFINE_integer("num_warmup_steps", 10000, "Number of warmup steps.", lower_bound=0)
+flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.", lower_bound=1)
 flags.DEFINE_bool("dynamic_masking", False, "Draw fresh masks each time a record is read (needs --vocab_file).")
-flags.DEFINE_float("masked_lm_prob", 0.15, "With --dynamic_masking: the share of tokens to predict.")
+flags.DEFINE_float("masked_lm_prob", 0.15, "With --dynamic_masking: the share of tokens to predict.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_string("vocab_file", None, "With --dynamic_masking: the vocabulary, for the ids of [CLS], [SEP], [MASK].")
 
 METRIC_NAMES = ("masked_lm_accuracy", "masked_lm_loss", "next_sentence_accuracy", "next_sentence_loss")

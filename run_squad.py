@@ -62,16 +62,17 @@ flags.DEFINE_string("predict_file", None, "SQuAD json for predictions. E.g., dev
 flags.DEFINE_bool("do_lower_case", True, "Whether to lower case the input text. Should be True for uncased models "
                                          "and False for cased models.")
 flags.DEFINE_integer("max_seq_length", 384, "The maximum total input sequence length after WordPiece tokenization. "
-                                            "Longer contexts are split into several spans.")
+                                            "Longer contexts are split into several spans.", lower_bound=3)
 flags.DEFINE_integer("doc_stride", 128, "When splitting up a long document into chunks, how much stride to take "
-                                        "between chunks.")
+                                        "between chunks.", lower_bound=1)
 flags.DEFINE_integer("max_query_length", 64, "The maximum number of tokens for the question. Longer questions are "
-                                             "truncated.")
+                                             "truncated.", lower_bound=1)
 flags.DEFINE_float("num_train_epochs", 3.0, "Total number of training epochs to perform.")
-flags.DEFINE_float("warmup_proportion", 0.1, "Proportion of training to perform linear learning rate warmup for.")
+flags.register_validator("num_train_epochs", lambda value: value > 0, message="must be > 0")
+flags.DEFINE_float("warmup_proportion", 0.1, "Proportion of training to perform linear learning rate warmup for.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer("n_best_size", 20, "The total number of n-best predictions to generate in the "
-                                        "nbest_predictions.json output file.")
-flags.DEFINE_integer("max_answer_length", 30, "The maximum length of an answer that can be generated, in word pieces.")
+                                        "nbest_predictions.json output file.", lower_bound=1)
+flags.DEFINE_integer("max_answer_length", 30, "The maximum length of an answer that can be generated, in word pieces.", lower_bound=1)
 flags.DEFINE_bool("verbose_logging", False, "Log (at debug level) each training answer not found at its "
                                              "answer_start and each answer not mapped back onto the context.")
 flags.DEFINE_bool("version_2_with_negative", False, "The SQuAD examples contain some that do not have an answer.")
@@ -138,6 +139,8 @@ def questions(path, data):
                 qa_where = f"{where} question {qa_index}"
                 qas_id = str(field(path, qa_where, qa, "id", (str, int)))
                 field(path, f"question {qas_id}", qa, "question", str)
+                if not context.strip():
+                    raise errors.InputError(f"{path}: question {qas_id}: its context ({where}) is empty")
                 yield f"question {qas_id}", context, qa
 
 
@@ -194,10 +197,12 @@ def read_squad_examples(path, data, is_training, version_2_with_negative):
 
 def has_gold_answers(path, data, version_2_with_negative):
     """Whether every question carries answers, so that predictions can be scored."""
-    for _, _, qa in questions(path, data):
+    for where, _, qa in questions(path, data):
         answers = qa.get("answers")
         if not isinstance(answers, list) or (not answers and not version_2_with_negative):
             return False
+        for index, answer in enumerate(answers):
+            field(path, f"{where} answer {index}", answer, "text", str)
     return True
 
 
@@ -628,7 +633,7 @@ def main(argv):
         raise errors.InputError(f"--max_seq_length={FLAGS.max_seq_length} must exceed --max_query_length + 3 "
                                 f"= {FLAGS.max_query_length + 3}")
     tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
-    file_io.prepare_output_dir(FLAGS.output_dir)
+    file_io.prepare_output_dir(FLAGS.output_dir, lock=training.is_chief(strategy))
     if FLAGS.do_train:
         train_data = load_squad_json(FLAGS.train_file)
         train_examples, counts = read_squad_examples(FLAGS.train_file, train_data, True,

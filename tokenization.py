@@ -33,6 +33,7 @@ from errors import InputError
 import file_io
 
 UNKNOWN_TOKEN = "[UNK]"
+BYTE_ORDER_MARK = "\ufeff"
 MAX_INPUT_CHARS_PER_WORD = 200
 
 # Inclusive code point ranges of the CJK Unified Ideographs blocks and their extensions and
@@ -66,12 +67,14 @@ def printable_text(text):
 
 
 def read_text_lines(path):
-    """Yields the lines of a text file without their line ends, decoded as convert_to_unicode does.
+    """Yields the lines of a text file without their line ends (and without a leading byte-order
+    mark), decoded as convert_to_unicode does.
 
     Streams: the file is never held whole in memory.
     """
-    for raw_line in file_io.read_lines(path):
-        yield convert_to_unicode(raw_line).rstrip("\r\n")
+    for index, raw_line in enumerate(file_io.read_lines(path)):
+        line = convert_to_unicode(raw_line).rstrip("\r\n")
+        yield line.removeprefix(BYTE_ORDER_MARK) if index == 0 else line
 
 
 def load_vocab(vocab_file):
@@ -122,21 +125,24 @@ for _layers in (2, 4, 6, 8, 10, 12):
 _CHECKPOINT_NAME_PATTERN = re.compile(r"^.*?([A-Za-z0-9_-]+)/bert_model\.ckpt")
 
 
+def released_checkpoint_case(init_checkpoint):
+    """Whether the released checkpoint at `init_checkpoint` was trained on lower-cased text (True),
+    cased text (False), or None when its folder name (`.../uncased_L-12_H-768_A-12/bert_model.ckpt`)
+    is not a released one."""
+    match = _CHECKPOINT_NAME_PATTERN.match(init_checkpoint or "")
+    return _RELEASED_CHECKPOINT_CASE.get(match.group(1)) if match else None
+
+
 def validate_case_matches_checkpoint(do_lower_case, init_checkpoint):
     """Raises InputError when do_lower_case contradicts a released checkpoint's known casing.
 
     The checkpoint is recognised by the name of its folder (e.g. `.../uncased_L-12_H-768_A-12/
     bert_model.ckpt`); unknown names are not checked.
     """
-    if not init_checkpoint:
-        return
-    match = _CHECKPOINT_NAME_PATTERN.match(init_checkpoint)
-    if not match:
-        return
-    model_name = match.group(1)
-    expected_lower_case = _RELEASED_CHECKPOINT_CASE.get(model_name)
+    expected_lower_case = released_checkpoint_case(init_checkpoint)
     if expected_lower_case is None or expected_lower_case == do_lower_case:
         return
+    model_name = _CHECKPOINT_NAME_PATTERN.match(init_checkpoint).group(1)
     actual = "lower-cased" if do_lower_case else "cased"
     expected = "lower-cased" if expected_lower_case else "cased"
     raise InputError(
@@ -493,6 +499,10 @@ class FastBatchTokenizer:
         run_limit = max_chars // self._MAX_NORMALISED_CHARS_PER_CHAR if full_tokenizer.do_lower_case else max_chars
         whitespace_class = "".join(f"\\x{{{ord(c):X}}}" for c in _unicode_character_classes()[1])
         self._long_word_pattern = f"(?s).*[^{whitespace_class}]{{{run_limit + 1},}}.*"
+        # The fast tokenizer numbers the distinct tokens; a vocabulary with a repeated line gives
+        # that token the id of its last line (as load_vocab does), so its ids are mapped back.
+        line_ids = list(full_tokenizer.vocab.values())
+        self._id_of_fast_id = None if line_ids == list(range(len(line_ids))) else tf.constant(line_ids, tf.int64)
         self._fast_ids = tf.function(self._fast_ids_graph, input_signature=[tf.TensorSpec([None], tf.string)])
         self._special_pattern = _token_splitter(full_tokenizer.basic_tokenizer.never_split)
         self._checked_chars = set()
@@ -505,7 +515,10 @@ class FastBatchTokenizer:
         """texts: string [batch] → ids int64 ragged [batch, (pieces)], in TensorFlow ops only (for
         SavedModels): the fast path alone, the reference's ids for texts of agreeing characters
         and words within the length limit (the class docstring says which differ)."""
-        return self.fast_wordpiece.tokenize(self._clean_in_graph(texts))
+        ids = self.fast_wordpiece.tokenize(self._clean_in_graph(texts))
+        if self._id_of_fast_id is not None:
+            ids = self._tf.ragged.map_flat_values(lambda flat: self._tf.gather(self._id_of_fast_id, flat), ids)
+        return ids
 
     def _clean_in_graph(self, texts):
         texts = self._tf.strings.regex_replace(texts, self._control_pattern, "")
@@ -514,9 +527,9 @@ class FastBatchTokenizer:
     def _fast_ids_graph(self, texts):
         """texts: string [batch] → flat ids int64 [total], row lengths int64 [batch], and
         has_long_word bool [batch]: whether a word may pass the length limit."""
-        texts = self._clean_in_graph(texts)
-        ids = self.fast_wordpiece.tokenize(texts)
-        return ids.flat_values, ids.row_lengths(), self._tf.strings.regex_full_match(texts, self._long_word_pattern)
+        ids = self.graph_tokenize(texts)
+        long_words = self._tf.strings.regex_full_match(self._clean_in_graph(texts), self._long_word_pattern)
+        return ids.flat_values, ids.row_lengths(), long_words
 
     def _run_fast(self, texts):
         """texts: list of str → (list of id lists, list of has_long_word flags)."""
@@ -550,13 +563,17 @@ class FastBatchTokenizer:
         texts = [convert_to_unicode(text) for text in texts]
         if not texts:
             return []
+        # A lone surrogate has no UTF-8 form, so TensorFlow cannot take the text: exact path.
+        unencodable = {i for i, text in enumerate(texts) if _SURROGATE_PATTERN.search(text)}
         # ASCII texts need no character check unless some ASCII character disagrees.
-        checked_rows = [i for i, text in enumerate(texts) if not (self._ascii_agrees and text.isascii())]
+        checked_rows = [i for i, text in enumerate(texts)
+                        if i not in unencodable and not (self._ascii_agrees and text.isascii())]
         char_sets = [set(texts[i]) for i in checked_rows]
         self._learn_chars(set().union(*char_sets))
-        ids, has_long_word = self._run_fast(texts)
+        ids, has_long_word = self._run_fast([("" if i in unencodable else text) for i, text in enumerate(texts)])
         exact_rows = {i for i, chars in zip(checked_rows, char_sets) if not self._disagreeing_chars.isdisjoint(chars)}
         exact_rows.update(i for i, long_word in enumerate(has_long_word) if long_word)
+        exact_rows.update(unencodable)
         if self._special_pattern is not None:
             exact_rows.update(i for i, text in enumerate(texts) if self._special_pattern.search(text))
         for row in exact_rows:
@@ -566,3 +583,4 @@ class FastBatchTokenizer:
 
 
 _ASCII_CHARS = "".join(chr(c) for c in range(128))
+_SURROGATE_PATTERN = re.compile("[\ud800-\udfff]")

@@ -15,6 +15,7 @@ after preemption. The data position is not restored on resume: the input shuffle
 with the resumed step, so a restarted job reads a fresh order rather than repeating its start.
 """
 
+import contextlib
 import json
 import os
 import time
@@ -23,6 +24,7 @@ from absl import flags
 from absl import logging
 import tensorflow as tf
 
+import errors
 from errors import InputError
 import file_io
 import modeling
@@ -35,16 +37,17 @@ flags.DEFINE_string("init_checkpoint", None, "Initial checkpoint (usually from a
 flags.DEFINE_string("output_dir", None, "Where checkpoints, summaries and results are written.")
 flags.DEFINE_bool("do_train", False, "Whether to run training.")
 flags.DEFINE_bool("do_eval", False, "Whether to run evaluation.")
-flags.DEFINE_integer("train_batch_size", 32, "Total (global) batch size for training.")
-flags.DEFINE_integer("eval_batch_size", 8, "Total (global) batch size for evaluation.")
-flags.DEFINE_integer("predict_batch_size", 8, "Total (global) batch size for prediction.")
+flags.DEFINE_integer("train_batch_size", 32, "Total (global) batch size for training.", lower_bound=1)
+flags.DEFINE_integer("eval_batch_size", 8, "Total (global) batch size for evaluation.", lower_bound=1)
+flags.DEFINE_integer("predict_batch_size", 8, "Total (global) batch size for prediction.", lower_bound=1)
 flags.DEFINE_bool("do_predict", False, "Whether to run prediction.")
 flags.DEFINE_float("learning_rate", 5e-5, "The initial learning rate for the optimizer.")
-flags.DEFINE_integer("save_checkpoints_steps", 1000, "How often to save a checkpoint.")
-flags.DEFINE_integer("keep_checkpoint_max", 5, "How many recent checkpoints to keep.")
-flags.DEFINE_integer("iterations_per_loop", 1000, "Steps per compiled call of the training loop.")
+flags.register_validator("learning_rate", lambda value: value > 0, message="must be > 0")
+flags.DEFINE_integer("save_checkpoints_steps", 1000, "How often to save a checkpoint.", lower_bound=1)
+flags.DEFINE_integer("keep_checkpoint_max", 5, "How many recent checkpoints to keep (0: all of them).", lower_bound=0)
+flags.DEFINE_integer("iterations_per_loop", 1000, "Steps per compiled call of the training loop.", lower_bound=1)
 flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "AdamWeightDecay (the reference) or LAMB.")
-flags.DEFINE_integer("gradient_accumulation_steps", 1, "Micro-batches per update; each is train_batch_size / this.")
+flags.DEFINE_integer("gradient_accumulation_steps", 1, "Micro-batches per update; each is train_batch_size / this.", lower_bound=1)
 flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16", "fp16"], "Compute precision (variables stay fp32).")
 flags.DEFINE_bool("use_xla", True, "Compile the forward and backward pass with XLA.")
 flags.DEFINE_integer("random_seed", 12345, "Seed of the initial weights, dropout and the input shuffle.")
@@ -54,9 +57,9 @@ flags.DEFINE_string("tpu_zone", None, "GCE zone of the Cloud TPU (detected when 
 flags.DEFINE_string("gcp_project", None, "Project of the Cloud TPU (detected when omitted).")
 flags.DEFINE_string("master", None, "TensorFlow master URL (an alternative to --tpu_name).")
 flags.DEFINE_integer("num_tpu_cores", 8, "Only with --use_tpu: total cores, as the reference (TPUStrategy "
-                                         "uses every core the TPU has and logs the count).")
+                                         "uses every core the TPU has and logs the count).", lower_bound=1)
 flags.DEFINE_integer("cpu_replicas", 1, "Split the CPU into this many devices and mirror over them "
-                                        "(distribution without accelerators, for testing).")
+                                        "(distribution without accelerators, for testing).", lower_bound=1)
 
 PRECISION_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 SHUFFLE_BUFFER = 100
@@ -100,7 +103,9 @@ def is_chief(strategy):
 
 def check_record_lengths(path, expected_lengths):
     """InputError when the first record of `path` has other feature lengths than the flags expect."""
-    for raw in tf.data.TFRecordDataset(path).take(1):
+    with reading_records([path]):
+        first = list(tf.data.TFRecordDataset(path).take(1))
+    for raw in first:
         features = tf.train.Example.FromString(raw.numpy()).features.feature
         for name, (length, flag) in expected_lengths.items():
             if name not in features:
@@ -112,6 +117,22 @@ def check_record_lengths(path, expected_lengths):
                                  f"expects {length}: were the records written with other flags?")
         return
     raise InputError(f"{path}: holds no records")
+
+
+@contextlib.contextmanager
+def reading_records(files):
+    """Turns a corrupt or truncated record met inside the block into an InputError naming its file
+    (found by reading the files again, which only a failing run pays for)."""
+    try:
+        yield
+    except tf.errors.DataLossError as error:
+        for path in files:
+            try:
+                for _ in tf.data.TFRecordDataset(path):
+                    pass
+            except tf.errors.DataLossError as file_error:
+                raise InputError(f"{path}: is not a complete TFRecord file ({errors.describe(file_error)})") from None
+        raise InputError(f"{', '.join(files)}: a record cannot be read ({errors.describe(error)})") from None
 
 
 def record_dataset_fn(files, parse_batch, global_batch_size, is_training, seed=0):
@@ -202,16 +223,18 @@ class Trainer:
       output_dir: checkpoints, summaries and results (default --output_dir).
       for_tpu: build the steps as TPUStrategy runs them (one-hot embedding lookups, the whole step
         compiled by XLA, static shapes); default: whether the strategy is a TPUStrategy.
+      lock_output_dir: hold output_dir for this run (file_io.lock_directory), so that a second run
+        on it stops; off for a run that only reads checkpoints there and writes elsewhere.
     """
 
-    def __init__(self, build_model, strategy=None, output_dir=None, for_tpu=None):
+    def __init__(self, build_model, strategy=None, output_dir=None, for_tpu=None, lock_output_dir=True):
         self.output_dir = output_dir or FLAGS.output_dir
         if not self.output_dir:
             raise InputError("--output_dir is required")
         self.strategy = strategy or create_strategy()
         self.for_tpu = isinstance(self.strategy, tf.distribute.TPUStrategy) if for_tpu is None else for_tpu
         self.chief = is_chief(self.strategy)
-        file_io.prepare_output_dir(self.output_dir)
+        file_io.prepare_output_dir(self.output_dir, lock=lock_output_dir and self.chief)
         self.compute_dtype = PRECISION_DTYPES[FLAGS.precision]
         # The same seed gives the same initial weights, whatever the strategy or precision.
         tf.random.set_seed(FLAGS.random_seed)
@@ -243,7 +266,11 @@ class Trainer:
         """
         latest = modeling.latest_checkpoint(self.output_dir)
         if latest:
-            modeling.load_checkpoint(latest, self._training_state())
+            report = modeling.load_checkpoint(latest, self._training_state())
+            if report.unused:
+                # Resuming must continue the same model: dropping weights would change it silently.
+                raise InputError(f"--output_dir: {latest} holds {len(report.unused)} variables this model lacks, "
+                                 f"first {report.unused[0]}: does --bert_config_file match the run that wrote it?")
             logging.info("Resumed from %s at step %d", latest, int(self.global_step.numpy()))
         elif init_checkpoint:
             report = modeling.load_checkpoint(init_checkpoint, modeling.variables_by_name(self.model),
@@ -349,7 +376,8 @@ class Trainer:
             steps = min(FLAGS.iterations_per_loop, num_train_steps - step,
                         FLAGS.save_checkpoints_steps - (step - last_save))
             loop_started = time.time()
-            train_loop(iterator, tf.constant(steps))
+            with reading_records(files):
+                train_loop(iterator, tf.constant(steps))
             step = int(self.global_step.numpy())
             values = metrics.results()
             metrics.reset()
@@ -412,11 +440,12 @@ class Trainer:
             self.strategy.run(replica_step, args=(features,))
 
         batches = 0
-        for features in dataset:
-            if max_steps is not None and batches >= max_steps:
-                break
-            eval_step(features)
-            batches += 1
+        with reading_records(files):
+            for features in dataset:
+                if max_steps is not None and batches >= max_steps:
+                    break
+                eval_step(features)
+                batches += 1
         results = sums.results()
         results["global_step"] = step
         logging.info("Evaluated %d batches at step %d", batches, step)
@@ -428,8 +457,9 @@ class Trainer:
         Args:
           predict_outputs: (model, features) → {name: tensor [b, ...]}.
         """
-        yield from self._predict(record_dataset_fn(files, parse_batch, FLAGS.predict_batch_size, is_training=False),
-                                 predict_outputs, checkpoint)
+        with reading_records(files):
+            yield from self._predict(record_dataset_fn(files, parse_batch, FLAGS.predict_batch_size, is_training=False),
+                                     predict_outputs, checkpoint)
 
     def predict_stream(self, make_examples, example_signature, predict_outputs, checkpoint=None):
         """Yields {name: numpy value} for every example make_examples() yields, in order, reading

@@ -261,3 +261,40 @@ def test_prepare_text_document_boundaries(tmp_path):
                             f"--document_boundary={boundary}")
         assert result.returncode == 0, result.stderr
         assert (tmp_path / "out.txt").read_text() == expected, boundary
+
+
+@pytest.mark.slow
+def test_kill_9_leaves_nothing_an_output_glob_matches_and_the_rerun_cleans_up(tmp_path, enwiki_sentences,
+                                                                               bert_base_uncased_vocab):
+    import glob
+    import signal
+    import time
+
+    import file_io
+
+    outputs = ",".join(str(tmp_path / f"shard-{i}.tfrecord") for i in range(3))
+    command = [sys.executable, os.path.join(REPO_ROOT, "create_pretraining_data.py"), f"--input_file={enwiki_sentences}",
+               f"--output_file={outputs}", f"--vocab_file={bert_base_uncased_vocab}", "--dupe_factor=3",
+               "--documents_per_shard=5", "--log_first_instances=0"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and process.poll() is None:
+        written = [name for name in os.listdir(tmp_path) if ".tmp-" in name and os.path.getsize(tmp_path / name)]
+        if len(written) == 3:
+            break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before the kill: give it more work"
+    left = sorted(name for name in os.listdir(tmp_path) if ".tmp-" in name)
+    assert len(left) == 3 and all(name.startswith(".shard-") for name in left)
+    # Neither a shell glob nor the scripts' --input_file globs (which on buckets match hidden names) see them.
+    assert glob.glob(str(tmp_path / "shard-*")) == glob.glob(str(tmp_path / "*")) == []
+    with pytest.raises(file_io.InputError, match="matches no file"):
+        file_io.expand_input_files(str(tmp_path / "*"), "input_file")
+
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert not [name for name in os.listdir(tmp_path) if ".tmp-" in name]
+    matched = file_io.expand_input_files(str(tmp_path / "shard-*.tfrecord"), "input_file")
+    assert len(matched) == 3 and all(sum(1 for _ in tf.data.TFRecordDataset(path)) > 100 for path in matched)

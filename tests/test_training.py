@@ -25,6 +25,8 @@ def loss_curve(output_dir):
 
 @pytest.mark.slow
 def test_kill_9_then_the_same_command_finishes_from_the_last_checkpoint(pretraining_data, tmp_path):
+    """Also: a second run started meanwhile is refused (the lock), and the killed run's stale lock
+    does not stop the rerun."""
     flags = [f"--input_file={pretraining_data}/sample.tfrecord", f"--output_dir={tmp_path}",
              f"--bert_config_file={pretraining_data}/bert_config.json", "--max_seq_length=32",
              "--max_predictions_per_seq=5", "--train_batch_size=8", "--num_train_steps=3000", "--num_warmup_steps=10",
@@ -35,6 +37,11 @@ def test_kill_9_then_the_same_command_finishes_from_the_last_checkpoint(pretrain
     while not (tmp_path / "model.ckpt-40.index").exists():
         assert process.poll() is None and time.time() < deadline, "no second checkpoint appeared"
         time.sleep(0.05)
+    # A second run on the same output_dir while the first runs is refused, naming the first.
+    second = subprocess.run(command, capture_output=True, text=True)
+    assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr[-3000:]
+    assert second.stderr.strip().splitlines()[-1].startswith(
+        f"error: --output_dir: {tmp_path} is in use by process {process.pid} on ")
     process.send_signal(signal.SIGKILL)
     process.wait()
     # Whatever was being written at the kill, `checkpoint` names only complete checkpoints.
