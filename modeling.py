@@ -76,6 +76,10 @@ ACTIVATIONS = {
 RELEASED_CONFIG_EXTRA_KEYS = frozenset({"directionality", "pooler_fc_size", "pooler_num_attention_heads",
                                         "pooler_num_fc_layers", "pooler_size_per_head", "pooler_type"})
 
+# Keys only a Hugging Face config.json has; some (layer_norm_eps, position_embedding_type) change the model.
+HF_CONFIG_KEYS = frozenset({"architectures", "classifier_dropout", "layer_norm_eps", "model_type", "pad_token_id",
+                            "position_embedding_type", "torch_dtype", "transformers_version", "use_cache"})
+
 
 class BertConfig:
     """The hyperparameters of bert_config.json, by the reference's names and defaults.
@@ -119,6 +123,11 @@ class BertConfig:
         released config has (a misspelt key must not leave its default in place)."""
         if not isinstance(json_object, dict):
             raise InputError(f"bert config: not a JSON object but {type(json_object).__name__}")
+        hf_keys = sorted(HF_CONFIG_KEYS.intersection(json_object))
+        if hf_keys:
+            raise InputError(f"bert config: {hf_keys[0]!r} is a key of a Hugging Face config.json, which the "
+                             "reference's config has no place for: convert the model with convert_checkpoint.py "
+                             "--hf_model_dir")
         if "vocab_size" not in json_object:
             raise InputError("bert config: vocab_size is missing")
         known = set(inspect.signature(cls.__init__).parameters) - {"self", "extra_keys"}

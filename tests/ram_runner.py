@@ -8,6 +8,7 @@ and ram://work/out is copied back to LOCAL_WORK/ram_out. The same flags with {wo
 LOCAL_WORK write LOCAL_WORK/out on local disk, for comparison.
 """
 
+import atexit
 import os
 import runpy
 import sys
@@ -36,6 +37,7 @@ def main():
         status = 0
     except SystemExit as exit_request:
         status = exit_request.code or 0
+    atexit._run_exitfuncs()  # what the script does at exit (releasing its output_dir's lock) happens before the copy
     if tf.io.gfile.exists(f"{RAM_ROOT}/out"):
         copy_tree(f"{RAM_ROOT}/out", os.path.join(local_work, "ram_out"))
     sys.exit(status)

@@ -63,13 +63,13 @@ def test_reference_checkpoint_to_transformers_loads_and_gives_the_same_logits(tm
     checkpoint_dir.mkdir()
     modeling.save_checkpoint(str(checkpoint_dir / "bert_model.ckpt"), modeling.variables_by_name(ours))
     (checkpoint_dir / "bert_config.json").write_text(config.to_json_string())
-    (checkpoint_dir / "vocab.txt").write_text("[PAD]\n[UNK]\n")
+    (checkpoint_dir / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\nhello\nHello\n")
     hf_dir = tmp_path / "hf"
     result = run_convert(f"--init_checkpoint={checkpoint_dir}/bert_model.ckpt",
                          f"--bert_config_file={checkpoint_dir}/bert_config.json",
                          f"--vocab_file={checkpoint_dir}/vocab.txt", f"--output_dir={hf_dir}")
     assert result.returncode == 0, result.stderr
-    assert sorted(os.listdir(hf_dir)) == ["config.json", "model.safetensors", "vocab.txt"]
+    assert sorted(os.listdir(hf_dir)) == ["config.json", "model.safetensors", "tokenizer_config.json", "vocab.txt"]
     assert json.loads((hf_dir / "config.json").read_text())["architectures"] == ["BertForPreTraining"]
 
     hf_model, loading = BertForPreTraining.from_pretrained(hf_dir, output_loading_info=True)
@@ -84,6 +84,16 @@ def test_reference_checkpoint_to_transformers_loads_and_gives_the_same_logits(tm
     mlm_logits, nsp_logits = ours(input_ids, input_mask, token_type_ids, positions)
     assert max_abs_diff(mlm_logits, theirs.prediction_logits) < 1e-5
     assert max_abs_diff(nsp_logits, theirs.seq_relationship_logits) < 1e-5
+
+    # tokenizer_config.json carries the casing (#11 of issue 15): AutoTokenizer lower-cases only an uncased model.
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(hf_dir).tokenize("Hello") == ["hello"]
+    result = run_convert(f"--init_checkpoint={checkpoint_dir}/bert_model.ckpt", "--do_lower_case=False",
+                         f"--bert_config_file={checkpoint_dir}/bert_config.json",
+                         f"--vocab_file={checkpoint_dir}/vocab.txt", f"--output_dir={tmp_path}/hf_cased")
+    assert result.returncode == 0, result.stderr
+    assert AutoTokenizer.from_pretrained(tmp_path / "hf_cased").tokenize("Hello") == ["Hello"]
 
 
 @pytest.mark.slow
@@ -118,6 +128,11 @@ def test_bad_input_is_one_line_with_exit_2(tmp_path):
     assert result.returncode == 2 and "is not the reference's absolute positions" in result.stderr
     result = run_convert(f"--output_dir={tmp_path}/out")
     assert result.returncode == 2 and "give exactly one of --hf_model_dir" in result.stderr
+    # A Hugging Face config.json is no bert_config.json: its relative positions would be misread.
     result = run_convert(f"--init_checkpoint={tmp_path}/missing.ckpt", f"--bert_config_file={tmp_path}/config.json",
+                         f"--output_dir={tmp_path}/out")
+    assert result.returncode == 2 and "'position_embedding_type' is a key of a Hugging Face config.json" in result.stderr
+    (tmp_path / "bert_config.json").write_text(json.dumps(TINY_CONFIG))
+    result = run_convert(f"--init_checkpoint={tmp_path}/missing.ckpt", f"--bert_config_file={tmp_path}/bert_config.json",
                          f"--output_dir={tmp_path}/out")
     assert result.returncode == 2 and "no such checkpoint" in result.stderr

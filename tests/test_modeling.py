@@ -355,6 +355,22 @@ def test_config_json_round_trip_keeps_unknown_keys(tmp_path):
     assert modeling.BertConfig(vocab_size=10).type_vocab_size == 16
 
 
+def test_a_misspelt_config_key_is_refused_and_the_released_configs_keys_load():
+    """#8 of issue 15: a misspelt key would leave its default (12 layers) in place."""
+    with pytest.raises(errors.InputError, match=r"unknown key 'num_hiden_layers' \(did you mean num_hidden_layers\?\)"):
+        modeling.BertConfig.from_dict({"vocab_size": 10, "num_hiden_layers": 2})
+    with pytest.raises(errors.InputError, match="'layer_norm_eps' is a key of a Hugging Face config.json"):
+        modeling.BertConfig.from_dict({"vocab_size": 10, "layer_norm_eps": 1e-5})
+    # multi_cased_L-12_H-768_A-12/bert_config.json, as released.
+    multilingual = {"attention_probs_dropout_prob": 0.1, "directionality": "bidi", "hidden_act": "gelu",
+                    "hidden_dropout_prob": 0.1, "hidden_size": 768, "initializer_range": 0.02,
+                    "intermediate_size": 3072, "max_position_embeddings": 512, "num_attention_heads": 12,
+                    "num_hidden_layers": 12, "pooler_fc_size": 768, "pooler_num_attention_heads": 12,
+                    "pooler_num_fc_layers": 3, "pooler_size_per_head": 128, "pooler_type": "first_token_transform",
+                    "type_vocab_size": 2, "vocab_size": 119547}
+    assert modeling.BertConfig.from_dict(multilingual).to_dict() == multilingual
+
+
 def test_bad_configs_fail_clearly(tmp_path):
     with pytest.raises(errors.InputError, match="bert config: vocab_size is missing"):
         modeling.BertConfig.from_dict({"hidden_size": 32})
