@@ -26,16 +26,17 @@ from absl import logging
 
 import errors
 import file_io
+import shared_flags
 import tokenization
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("input_file", None, "Text files to learn from: a comma-separated list of globs.")
-flags.DEFINE_string("output_file", None,
-                    "WordPiece: the vocab.txt to write. SentencePiece: the model prefix (.model and .vocab are added).")
+shared_flags.define_input_file("Text files to learn from: a comma-separated list of globs.")
+shared_flags.define_output_file("WordPiece: the vocab.txt to write. SentencePiece: the model prefix (.model and "
+                                ".vocab are added).")
 flags.DEFINE_enum("model_type", "wordpiece", ["wordpiece", "sentencepiece"], "Which kind of vocabulary to learn.")
 flags.DEFINE_integer("vocab_size", 30522, "Number of tokens in the vocabulary, special tokens included.", lower_bound=1)
-flags.DEFINE_bool("do_lower_case", True, "Lower-case (and strip accents from) the text first.")
+shared_flags.define_do_lower_case("Lower-case (and strip accents from) the text first.")
 flags.DEFINE_integer("min_frequency", 2, "WordPiece: stop merging when the best pair occurs fewer times than this.", lower_bound=1)
 flags.DEFINE_integer("num_unused_tokens", 100, "WordPiece: [unusedN] slots reserved after the special tokens.", lower_bound=0)
 flags.DEFINE_enum("spm_algorithm", "unigram", ["unigram", "bpe"], "SentencePiece: the model's algorithm.")

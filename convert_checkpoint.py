@@ -31,17 +31,18 @@ import numpy as np
 import errors
 import file_io
 import modeling
+import shared_flags
 import tokenization
 
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string("hf_model_dir", None, "A Hugging Face BERT folder to convert to the reference format.")
-flags.DEFINE_string("init_checkpoint", None, "A reference-format checkpoint to convert to Hugging Face's format.")
-flags.DEFINE_string("bert_config_file", None, "With --init_checkpoint: its bert_config.json.")
-flags.DEFINE_string("vocab_file", None, "With --init_checkpoint: its vocab.txt (copied beside the output).")
-flags.DEFINE_string("output_dir", None, "Folder to write the converted model into (created if absent).")
-flags.DEFINE_bool("do_lower_case", None, "With --init_checkpoint: whether its vocabulary is lower-cased, written to "
-                                         "tokenizer_config.json (default: known for the released checkpoints, else True).")
+shared_flags.define_model_flags()
+shared_flags.define_vocab_file("With --init_checkpoint: its vocab.txt (copied beside the output).")
+shared_flags.define_do_lower_case("With --init_checkpoint: whether its vocabulary is lower-cased, written to "
+                                  "tokenizer_config.json (default: known for the released checkpoints, else True).",
+                                  default=None)
+shared_flags.define_output_dir("Folder to write the converted model into (created if absent).")
 
 # Hugging Face names that differ from the rule in hf_to_reference_name, both ways.
 _SPECIAL_NAMES = {

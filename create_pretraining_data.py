@@ -38,21 +38,20 @@ from absl import logging
 
 import errors
 import file_io
+import shared_flags
 import tokenization
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("input_file", None, "Input raw text file (or comma-separated list of files or globs).")
-flags.DEFINE_string("output_file", None, "Output TF example file (or comma-separated list of files).")
-flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
-flags.DEFINE_string("spm_model_file", None, "A SentencePiece model to tokenize with instead of --vocab_file.")
-flags.DEFINE_bool("do_lower_case", True, "Whether to lower case the input text.")
+shared_flags.define_input_file("Input raw text file (or comma-separated list of files or globs).")
+shared_flags.define_output_file("Output TF example file (or comma-separated list of files).")
+shared_flags.define_vocab_flags()
+shared_flags.define_spm_model_file()
+shared_flags.define_max_seq_length()
+shared_flags.define_masking_flags()
+shared_flags.define_random_seed()
 flags.DEFINE_bool("do_whole_word_mask", False, "Whether to mask all of the word pieces of a word at once.")
-flags.DEFINE_integer("max_seq_length", 128, "Maximum sequence length.", lower_bound=1)
-flags.DEFINE_integer("max_predictions_per_seq", 20, "Maximum number of masked LM predictions per sequence.", lower_bound=1)
-flags.DEFINE_integer("random_seed", 12345, "Random seed for data generation.")
 flags.DEFINE_integer("dupe_factor", 10, "Number of times to duplicate the input data (with different masks).", lower_bound=1)
-flags.DEFINE_float("masked_lm_prob", 0.15, "Masked LM probability.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_float("short_seq_prob", 0.1, "Probability of creating sequences shorter than the maximum length.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer("num_workers", 1, "Processes building shards in parallel.", lower_bound=1)
 flags.DEFINE_integer("documents_per_shard", 2000, "Documents a shard holds: the unit of memory, parallelism and "

@@ -39,14 +39,15 @@ import errors
 import file_io
 import modeling
 import tokenization
-from training import FLAGS  # with the shared --bert_config_file and --init_checkpoint
+import shared_flags
 
-flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
-flags.DEFINE_bool("do_lower_case", True, "Whether the model lower-cases its input (uncased models).")
+FLAGS = flags.FLAGS
+
+shared_flags.define_model_flags()
+shared_flags.define_vocab_flags()
+shared_flags.define_max_seq_length()
+shared_flags.define_label_list("The classifier's labels, in the order of its outputs (default 0, 1, ...).")
 flags.DEFINE_string("export_dir", None, "Where to write encoder/, preprocess/ and classifier/1/.")
-flags.DEFINE_integer("max_seq_length", 128, "The preprocessing model's default sequence length, and the "
-                                            "classifier's.", lower_bound=3)
-flags.DEFINE_list("label_list", None, "The classifier's labels, in the order of its outputs (default 0, 1, ...).")
 
 INT_MATRIX = tf.TensorSpec([None, None], tf.int32)
 ENCODER_INPUTS = {"input_word_ids": INT_MATRIX, "input_mask": INT_MATRIX, "input_type_ids": INT_MATRIX}
@@ -199,6 +200,7 @@ def main(argv):
         if not getattr(FLAGS, name):
             raise errors.InputError(f"--{name} is required")
     config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
+    modeling.check_max_seq_length(FLAGS.max_seq_length, config, FLAGS.bert_config_file)
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
     if len(tokenizer.vocab) != config.vocab_size:

@@ -21,6 +21,7 @@ the features of `[CLS] [SEP]`; a line longer than --max_seq_length is cut as the
 it (a pair from its longer side); both are counted and warned about.
 """
 
+import functools
 import json
 import os
 import re
@@ -32,21 +33,22 @@ import tensorflow as tf
 import errors
 import file_io
 import modeling
+import shared_flags
 import tokenization
 import training
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("input_file", None, "Text to extract features of: one text (or `text_a ||| text_b`) a line.")
-flags.DEFINE_string("output_file", None, "The JSON lines file to write.")
-flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
+shared_flags.define_model_flags()
+shared_flags.define_strategy_flags()
+shared_flags.define_vocab_flags()
+shared_flags.define_max_seq_length()
+shared_flags.define_input_file("Text to extract features of: one text (or `text_a ||| text_b`) a line.")
+shared_flags.define_output_file("The JSON lines file to write.")
 flags.DEFINE_string("layers", "-1,-2,-3,-4", "Comma-separated encoder layer indexes (negative from the last).")
-flags.DEFINE_integer("max_seq_length", 128, "The maximum total input sequence length after WordPiece tokenization. "
-                                            "Longer lines are truncated, shorter ones padded.", lower_bound=3)
-flags.DEFINE_bool("do_lower_case", True, "Whether to lower case the input text. Should be True for uncased models "
-                                         "and False for cased models.")
 flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.", lower_bound=1)
-flags.DEFINE_bool("use_one_hot_embeddings", False, "Look embeddings up by a one-hot matmul (faster on TPU).")
+flags.DEFINE_bool("use_one_hot_embeddings", False, "Look embeddings up by a one-hot matmul (faster on TPU, "
+                                                   "where it is always done).")
 flags.DEFINE_enum("pooling", "none", ["none", "cls", "mean"], "none: every token's vectors (the reference); cls or "
                                                               "mean: one vector per line.")
 flags.DEFINE_bool("normalize", False, "With --pooling: L2-normalise each line's vector.")
@@ -116,26 +118,22 @@ def main(argv):
             raise errors.InputError(f"--{name} is required")
 
     # Data.
-    strategy = training.create_strategy()
+    strategy = training.create_strategy(**shared_flags.strategy_options())
     config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    if FLAGS.max_seq_length > config.max_position_embeddings:
-        raise errors.InputError(f"--max_seq_length={FLAGS.max_seq_length} exceeds max_position_embeddings "
-                                f"{config.max_position_embeddings} of {FLAGS.bert_config_file}")
+    modeling.check_max_seq_length(FLAGS.max_seq_length, config, FLAGS.bert_config_file)
     layers = parse_layers(FLAGS.layers, config.num_hidden_layers)
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
     if not file_io.exists(FLAGS.input_file) or file_io.isdir(FLAGS.input_file):
         raise errors.InputError(f"--input_file={FLAGS.input_file}: file not found")
     file_io.check_output_directory(FLAGS.output_file, "output_file")
-    FLAGS.predict_batch_size = FLAGS.batch_size
     counts = {"empty": 0, "truncated": 0}
 
-    # Model.
-    # The engine chooses one-hot lookups on TPU; the reference's flag asks for them anywhere.
-    trainer = training.Trainer(lambda compute_dtype, use_one_hot_embeddings: modeling.BertModel(
-        config, compute_dtype=compute_dtype, use_one_hot_embeddings=use_one_hot_embeddings or FLAGS.use_one_hot_embeddings),
-        strategy,
-        output_dir=os.path.dirname(FLAGS.output_file) or ".", lock_output_dir=False)
+    # Model. It reads the checkpoint and writes beside --output_file: nothing of that folder to lock.
+    trainer = training.Trainer(functools.partial(modeling.BertModel, config), strategy,
+                               os.path.dirname(FLAGS.output_file) or ".", init_checkpoint=FLAGS.init_checkpoint,
+                               predict_batch_size=FLAGS.batch_size,
+                               use_one_hot_embeddings=FLAGS.use_one_hot_embeddings or None, lock_output_dir=False)
 
     def predict_outputs(model, features):
         outputs = model(features["input_ids"], features["input_mask"], features["segment_ids"])

@@ -72,6 +72,16 @@ ACTIVATIONS = {
 }
 
 
+def check_max_seq_length(max_seq_length, config, config_source, minimum=3):
+    """InputError when --max_seq_length is below `minimum` (3: [CLS], one token, [SEP]) or above the
+    max_position_embeddings of `config` (read from config_source)."""
+    if max_seq_length < minimum:
+        raise InputError(f"--max_seq_length={max_seq_length} leaves no room for [CLS], a token and [SEP]")
+    if max_seq_length > config.max_position_embeddings:
+        raise InputError(f"--max_seq_length={max_seq_length} exceeds max_position_embeddings "
+                         f"{config.max_position_embeddings} of {config_source}")
+
+
 # Keys of the released Google configs (the Chinese and multilingual ones) the reference ignores.
 RELEASED_CONFIG_EXTRA_KEYS = frozenset({"directionality", "pooler_fc_size", "pooler_num_attention_heads",
                                         "pooler_num_fc_layers", "pooler_size_per_head", "pooler_type"})

@@ -18,12 +18,13 @@ from absl import flags
 
 import errors
 import file_io
+import shared_flags
 import tokenization
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("input_file", None, "Raw text files: a comma-separated list of globs.")
-flags.DEFINE_string("output_file", None, "The sentence-per-line file to write.")
+shared_flags.define_input_file("Raw text files: a comma-separated list of globs.")
+shared_flags.define_output_file("The sentence-per-line file to write.")
 flags.DEFINE_enum("document_boundary", "blank_line", ["blank_line", "line", "file"], "Where documents end.")
 
 _ABBREVIATIONS = frozenset(

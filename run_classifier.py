@@ -36,28 +36,27 @@ import tensorflow as tf
 import errors
 import file_io
 import modeling
+import shared_flags
 import tokenization
 import training
 
 FLAGS = flags.FLAGS
 
+shared_flags.define_training_flags()
+shared_flags.define_eval_flags()
+shared_flags.define_prediction_flags()
+shared_flags.define_fine_tuning_flags()
+shared_flags.define_vocab_flags()
+shared_flags.define_spm_model_file()
+shared_flags.define_max_seq_length()
+shared_flags.define_label_list("tsv/csv task: the labels (default: those found in train, sorted).")
 flags.DEFINE_string("data_dir", None, "The input data dir. Should contain the .tsv files (or other data files) for the task.")
 flags.DEFINE_string("task_name", None, "The name of the task to train.")
-flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
-flags.DEFINE_string("spm_model_file", None, "A SentencePiece model to tokenize with instead of --vocab_file.")
-flags.DEFINE_bool("do_lower_case", True, "Whether to lower case the input text. Should be True for uncased models "
-                                         "and False for cased models.")
-flags.DEFINE_integer("max_seq_length", 128, "The maximum total input sequence length after WordPiece tokenization. "
-                                            "Longer sequences are truncated, shorter ones padded.", lower_bound=3)
-flags.DEFINE_float("num_train_epochs", 3.0, "Total number of training epochs to perform.")
-flags.register_validator("num_train_epochs", lambda value: value > 0, message="must be > 0")
-flags.DEFINE_float("warmup_proportion", 0.1, "Proportion of training to perform linear learning rate warmup for.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_string("xnli_language", "zh", "XNLI: the language to fine-tune and evaluate on.")
 flags.DEFINE_string("text_a_column", "0", "tsv/csv task: the first text's column (index or header name).")
 flags.DEFINE_string("text_b_column", None, "tsv/csv task: the second text's column, for sentence pairs.")
 flags.DEFINE_string("label_column", "1", "tsv/csv task: the label's column (index or header name).")
 flags.DEFINE_bool("skip_header", True, "tsv/csv task: the first row of each file is a header.")
-flags.DEFINE_list("label_list", None, "tsv/csv task: the labels (default: those found in train, sorted).")
 flags.DEFINE_string("hub_module_handle", None, "Fine-tune a TF-Hub BERT encoder (a local path or URL) instead of "
                                                "--init_checkpoint; its vocabulary and casing come with it.")
 
@@ -255,21 +254,16 @@ def featurize(example, task, tokenizer, max_seq_length):
 
 def write_records(examples, task, tokenizer, max_seq_length, path):
     """Writes the examples as the reference's TFRecords (with is_real_example 1); logs the first five."""
-    def int_feature(values):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-
     with file_io.atomic_output(path) as temporary, file_io.TFRecordWriter(temporary) as writer:
         for index, example in enumerate(examples):
             features = featurize(example, task, tokenizer, max_seq_length)
             if index < 5:
                 logging.info("*** Example %s ***\ntokens: %s\ninput_ids: %s\nlabel: %s", example.guid,
                              " ".join(features["tokens"]), features["input_ids"], example.label)
-            label = (tf.train.Feature(float_list=tf.train.FloatList(value=[features["label_ids"]]))
-                     if task.is_regression else int_feature([features["label_ids"]]))
-            writer.write(tf.train.Example(features=tf.train.Features(feature={
-                "input_ids": int_feature(features["input_ids"]), "input_mask": int_feature(features["input_mask"]),
-                "segment_ids": int_feature(features["segment_ids"]), "label_ids": label,
-                "is_real_example": int_feature([1])})).SerializeToString())
+            label = float(features["label_ids"]) if task.is_regression else int(features["label_ids"])
+            writer.write(training.serialize_example({
+                "input_ids": features["input_ids"], "input_mask": features["input_mask"],
+                "segment_ids": features["segment_ids"], "label_ids": [label], "is_real_example": [1]}))
 
 
 def record_features(max_seq_length, is_regression):
@@ -368,7 +362,7 @@ def main(argv):
             raise errors.InputError(f"--{name} is required")
 
     # Data.
-    strategy = training.create_strategy()
+    strategy = training.create_strategy(**shared_flags.strategy_options())
     if FLAGS.hub_module_handle:
         if FLAGS.init_checkpoint:
             raise errors.InputError("--hub_module_handle and --init_checkpoint both give the initial weights: "
@@ -386,40 +380,39 @@ def main(argv):
         config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
         vocab_file, do_lower_case = FLAGS.vocab_file, FLAGS.do_lower_case
         tokenization.validate_case_matches_checkpoint(do_lower_case, FLAGS.init_checkpoint)
-    if FLAGS.max_seq_length > config.max_position_embeddings:
-        raise errors.InputError(f"--max_seq_length={FLAGS.max_seq_length} exceeds max_position_embeddings "
-                                f"{config.max_position_embeddings} of {config_source}")
+    modeling.check_max_seq_length(FLAGS.max_seq_length, config, config_source)
     task = get_task(FLAGS.task_name, FLAGS.data_dir)
     tokenizer = tokenization.load_tokenizer(vocab_file, do_lower_case, FLAGS.spm_model_file)
-    file_io.prepare_output_dir(FLAGS.output_dir, lock=training.is_chief(strategy))
     splits = [split for split, wanted in (("train", FLAGS.do_train), ("dev", FLAGS.do_eval), ("test", FLAGS.do_predict))
               if wanted]
     examples = {split: task.examples(FLAGS.data_dir, split) for split in splits}
+    num_labels = 1 if task.is_regression else len(task.labels)
+
+    # Model (the engine prepares and locks --output_dir, where the records go).
+    trainer = training.Trainer(functools.partial(modeling.BertClassifierModel, config, num_labels, encoder=encoder),
+                               strategy, eval_batch_size=FLAGS.eval_batch_size,
+                               predict_batch_size=FLAGS.predict_batch_size, **shared_flags.trainer_options())
     record_files = {}
     for split in splits:
         record_files[split] = os.path.join(FLAGS.output_dir, {"train": "train", "dev": "eval", "test": "predict"}[split]
                                            + ".tf_record")
         write_records(examples[split], task, tokenizer, FLAGS.max_seq_length, record_files[split])
     parse_batch = training.parse_records(record_features(FLAGS.max_seq_length, task.is_regression))
-    num_labels = 1 if task.is_regression else len(task.labels)
-
-    # Model.
-    trainer = training.Trainer(functools.partial(modeling.BertClassifierModel, config, num_labels, encoder=encoder),
-                               strategy)
 
     # Loop.
     if FLAGS.do_train:
-        num_train_steps = int(len(examples["train"]) / FLAGS.train_batch_size * FLAGS.num_train_epochs)
-        num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
+        num_train_steps, num_warmup_steps = training.steps_for_epochs(
+            len(examples["train"]), FLAGS.train_batch_size, FLAGS.num_train_epochs, FLAGS.warmup_proportion)
         logging.info("Training on %d examples: %d steps of %d", len(examples["train"]), num_train_steps,
                      FLAGS.train_batch_size)
         trainer.train([record_files["train"]], parse_batch,
                       functools.partial(classifier_training_loss, is_regression=task.is_regression),
-                      () if task.is_regression else ("accuracy",), max(num_train_steps, 1), num_warmup_steps)
+                      () if task.is_regression else ("accuracy",), num_train_steps, num_warmup_steps)
 
     def predict(split):
         return list(trainer.predict([record_files[split]], parse_batch,
-                                    functools.partial(classifier_outputs, is_regression=task.is_regression)))
+                                    functools.partial(classifier_outputs, is_regression=task.is_regression),
+                                    for_eval=split == "dev"))
 
     # Outputs.
     if FLAGS.do_eval:

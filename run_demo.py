@@ -32,15 +32,17 @@ from absl import flags
 
 import errors
 import file_io
+import shared_flags
 
 REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
 SAMPLE_TEXT = os.path.join(REPO_ROOT, "sample_text.txt")
 
-flags.DEFINE_string("output_dir", os.path.join(REPO_ROOT, "demo_output"), "Where every output of the demo goes.")
-flags.DEFINE_integer("num_pretraining_steps", 300, "Pretraining steps of the small BERT.", lower_bound=1)
-flags.DEFINE_float("num_train_epochs", 3.0, "Fine-tuning epochs of the classifier.")
-flags.register_validator("num_train_epochs", lambda value: value > 0, message="must be > 0")
 FLAGS = flags.FLAGS
+
+shared_flags.define_output_dir("Where every output of the demo goes.")
+FLAGS.set_default("output_dir", os.path.join(REPO_ROOT, "demo_output"))
+shared_flags.define_num_train_epochs("Fine-tuning epochs of the classifier.")
+flags.DEFINE_integer("num_pretraining_steps", 300, "Pretraining steps of the small BERT.", lower_bound=1)
 
 # The labelled task: a public function's (or class's) documentation → the family of its module.
 MODULE_FAMILIES = {

@@ -29,23 +29,23 @@ import tensorflow as tf
 import errors
 import file_io
 import modeling
+import shared_flags
 import tokenization
 import training
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("input_file", None, "Input TF example files (can be a glob or comma separated).")
+shared_flags.define_training_flags()
+shared_flags.define_eval_flags()
+shared_flags.define_input_file("Input TF example files (can be a glob or comma separated).")
+shared_flags.define_max_seq_length()
+shared_flags.define_masking_flags()
+shared_flags.define_vocab_file("With --dynamic_masking: the vocabulary, for the ids of [CLS], [SEP], [MASK].")
 flags.DEFINE_string("eval_input_file", None, "Evaluation TF example files (default: --input_file, as the reference).")
-flags.DEFINE_integer("max_seq_length", 128, "The maximum total input sequence length after WordPiece "
-                                            "tokenization. Must match the data generation.", lower_bound=2)
-flags.DEFINE_integer("max_predictions_per_seq", 20, "Maximum number of masked LM predictions per sequence. "
-                                                    "Must match the data generation.", lower_bound=1)
 flags.DEFINE_integer("num_train_steps", 100000, "Number of training steps.", lower_bound=1)
 flags.DEFINE_integer("num_warmup_steps", 10000, "Number of warmup steps.", lower_bound=0)
 flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.", lower_bound=1)
 flags.DEFINE_bool("dynamic_masking", False, "Draw fresh masks each time a record is read (needs --vocab_file).")
-flags.DEFINE_float("masked_lm_prob", 0.15, "With --dynamic_masking: the share of tokens to predict.", lower_bound=0.0, upper_bound=1.0)
-flags.DEFINE_string("vocab_file", None, "With --dynamic_masking: the vocabulary, for the ids of [CLS], [SEP], [MASK].")
 
 METRIC_NAMES = ("masked_lm_accuracy", "masked_lm_loss", "next_sentence_accuracy", "next_sentence_loss")
 MASKED_LM_DENOMINATOR_EPSILON = 1e-5
@@ -163,11 +163,10 @@ def main(argv):
         raise errors.InputError("--bert_config_file is required")
 
     # Data.
-    strategy = training.create_strategy()  # first: several machines must be joined before any other TF work
+    # First: several machines must be joined before any other TensorFlow work.
+    strategy = training.create_strategy(**shared_flags.strategy_options())
     config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    if FLAGS.max_seq_length > config.max_position_embeddings:
-        raise errors.InputError(f"--max_seq_length={FLAGS.max_seq_length} exceeds max_position_embeddings "
-                                f"{config.max_position_embeddings} of {FLAGS.bert_config_file}")
+    modeling.check_max_seq_length(FLAGS.max_seq_length, config, FLAGS.bert_config_file, minimum=1)
     train_files = file_io.expand_input_files(FLAGS.input_file, "input_file")
     eval_files = file_io.expand_input_files(FLAGS.eval_input_file, "eval_input_file") if FLAGS.eval_input_file \
         else train_files
@@ -179,7 +178,8 @@ def main(argv):
     parse_batch = make_parse_batch()
 
     # Model.
-    trainer = training.Trainer(functools.partial(modeling.BertPretrainingModel, config), strategy)
+    trainer = training.Trainer(functools.partial(modeling.BertPretrainingModel, config), strategy,
+                               eval_batch_size=FLAGS.eval_batch_size, **shared_flags.trainer_options())
 
     # Loop.
     if FLAGS.do_train:

@@ -51,25 +51,24 @@ import tensorflow as tf
 import errors
 import file_io
 import modeling
+import shared_flags
 import tokenization
 import training
 
 FLAGS = flags.FLAGS
 
-flags.DEFINE_string("vocab_file", None, "The vocabulary file that the BERT model was trained on.")
+shared_flags.define_training_flags()
+shared_flags.define_prediction_flags()
+shared_flags.define_fine_tuning_flags()
+shared_flags.define_vocab_flags()
+shared_flags.define_max_seq_length()
+FLAGS.set_default("max_seq_length", 384)
 flags.DEFINE_string("train_file", None, "SQuAD json for training. E.g., train-v1.1.json")
 flags.DEFINE_string("predict_file", None, "SQuAD json for predictions. E.g., dev-v1.1.json or test-v1.1.json")
-flags.DEFINE_bool("do_lower_case", True, "Whether to lower case the input text. Should be True for uncased models "
-                                         "and False for cased models.")
-flags.DEFINE_integer("max_seq_length", 384, "The maximum total input sequence length after WordPiece tokenization. "
-                                            "Longer contexts are split into several spans.", lower_bound=3)
 flags.DEFINE_integer("doc_stride", 128, "When splitting up a long document into chunks, how much stride to take "
                                         "between chunks.", lower_bound=1)
 flags.DEFINE_integer("max_query_length", 64, "The maximum number of tokens for the question. Longer questions are "
                                              "truncated.", lower_bound=1)
-flags.DEFINE_float("num_train_epochs", 3.0, "Total number of training epochs to perform.")
-flags.register_validator("num_train_epochs", lambda value: value > 0, message="must be > 0")
-flags.DEFINE_float("warmup_proportion", 0.1, "Proportion of training to perform linear learning rate warmup for.", lower_bound=0.0, upper_bound=1.0)
 flags.DEFINE_integer("n_best_size", 20, "The total number of n-best predictions to generate in the "
                                         "nbest_predictions.json output file.", lower_bound=1)
 flags.DEFINE_integer("max_answer_length", 30, "The maximum length of an answer that can be generated, in word pieces.", lower_bound=1)
@@ -311,9 +310,6 @@ def write_features(examples, tokenizer, path, is_training):
     Returns the features (without their ids, for training, to keep memory flat) in record order,
     each with its unique_id (from 1000000000, as the reference) and example_index.
     """
-    def int_feature(values):
-        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
-
     kept, unique_id = [], FIRST_UNIQUE_ID
     with file_io.atomic_output(path) as temporary, file_io.TFRecordWriter(temporary) as writer:
         for example_index, example in enumerate(examples):
@@ -322,17 +318,15 @@ def write_features(examples, tokenizer, path, is_training):
                 if unique_id < FIRST_UNIQUE_ID + 3:
                     logging.info("*** Example %d, unique_id %d ***\ntokens: %s", example_index, unique_id,
                                  " ".join(feature["tokens"]))
-                record = {"unique_ids": int_feature([unique_id]), "input_ids": int_feature(feature["input_ids"]),
-                          "input_mask": int_feature(feature["input_mask"]),
-                          "segment_ids": int_feature(feature["segment_ids"])}
+                record = {"unique_ids": [unique_id], "input_ids": feature["input_ids"],
+                          "input_mask": feature["input_mask"], "segment_ids": feature["segment_ids"]}
                 if is_training:
-                    record.update(start_positions=int_feature([feature["start_position"]]),
-                                  end_positions=int_feature([feature["end_position"]]),
-                                  is_impossible=int_feature([feature["is_impossible"]]))
+                    record.update(start_positions=[feature["start_position"]], end_positions=[feature["end_position"]],
+                                  is_impossible=[feature["is_impossible"]])
                     feature = {}
                 else:
                     del feature["input_ids"], feature["input_mask"], feature["segment_ids"]
-                writer.write(tf.train.Example(features=tf.train.Features(feature=record)).SerializeToString())
+                writer.write(training.serialize_example(record))
                 kept.append({**feature, "unique_id": unique_id, "example_index": example_index})
                 unique_id += 1
     return kept
@@ -623,17 +617,14 @@ def main(argv):
         logging.set_verbosity(logging.DEBUG)
 
     # Data.
-    strategy = training.create_strategy()
+    strategy = training.create_strategy(**shared_flags.strategy_options())
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
-    if FLAGS.max_seq_length > config.max_position_embeddings:
-        raise errors.InputError(f"--max_seq_length={FLAGS.max_seq_length} exceeds max_position_embeddings "
-                                f"{config.max_position_embeddings} of {FLAGS.bert_config_file}")
+    modeling.check_max_seq_length(FLAGS.max_seq_length, config, FLAGS.bert_config_file)
     if FLAGS.max_seq_length <= FLAGS.max_query_length + 3:
         raise errors.InputError(f"--max_seq_length={FLAGS.max_seq_length} must exceed --max_query_length + 3 "
                                 f"= {FLAGS.max_query_length + 3}")
     tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
-    file_io.prepare_output_dir(FLAGS.output_dir, lock=training.is_chief(strategy))
     if FLAGS.do_train:
         train_data = load_squad_json(FLAGS.train_file)
         train_examples, counts = read_squad_examples(FLAGS.train_file, train_data, True,
@@ -646,8 +637,6 @@ def main(argv):
                             FLAGS.train_file, counts["several_answers"])
         # Records in random order, as the reference: the input shuffle buffer is smaller than SQuAD.
         random.Random(FLAGS.random_seed).shuffle(train_examples)
-        train_record_file = os.path.join(FLAGS.output_dir, "train.tf_record")
-        num_train_features = len(write_features(train_examples, tokenizer, train_record_file, is_training=True))
     if FLAGS.do_predict:
         predict_data = load_squad_json(FLAGS.predict_file)
         predict_examples, _ = read_squad_examples(FLAGS.predict_file, predict_data, False,
@@ -656,16 +645,21 @@ def main(argv):
         if null_threshold == "best" and not scorable:
             raise errors.InputError(f"--null_score_diff_threshold=best needs answers in --predict_file="
                                     f"{FLAGS.predict_file}")
+
+    # Model (the engine prepares and locks --output_dir, where the records go).
+    trainer = training.Trainer(functools.partial(modeling.BertSquadModel, config), strategy,
+                               predict_batch_size=FLAGS.predict_batch_size, **shared_flags.trainer_options())
+    if FLAGS.do_train:
+        train_record_file = os.path.join(FLAGS.output_dir, "train.tf_record")
+        num_train_features = len(write_features(train_examples, tokenizer, train_record_file, is_training=True))
+    if FLAGS.do_predict:
         predict_record_file = os.path.join(FLAGS.output_dir, "eval.tf_record")
         predict_features = write_features(predict_examples, tokenizer, predict_record_file, is_training=False)
 
-    # Model.
-    trainer = training.Trainer(functools.partial(modeling.BertSquadModel, config), strategy)
-
     # Loop.
     if FLAGS.do_train:
-        num_train_steps = max(int(len(train_examples) / FLAGS.train_batch_size * FLAGS.num_train_epochs), 1)
-        num_warmup_steps = int(num_train_steps * FLAGS.warmup_proportion)
+        num_train_steps, num_warmup_steps = training.steps_for_epochs(
+            len(train_examples), FLAGS.train_batch_size, FLAGS.num_train_epochs, FLAGS.warmup_proportion)
         logging.info("Training on %d questions (%d features): %d steps of %d", len(train_examples),
                      num_train_features, num_train_steps, FLAGS.train_batch_size)
         trainer.train([train_record_file], training.parse_records(record_features(FLAGS.max_seq_length, True)),

@@ -1,18 +1,22 @@
 """The engine: what TPUEstimator did for the reference scripts, on tf.distribute.
 
-An entry point builds its task (model, loss and metrics, dataset parsing) and hands it here:
+An entry point builds its task (model, loss and metrics, dataset parsing) and hands it here, with
+the run's options as arguments (shared_flags turns the reference's flags into them):
 
-    trainer = training.Trainer(lambda dtype: modeling.BertPretrainingModel(config, compute_dtype=dtype))
+    strategy = training.create_strategy(use_tpu=True, tpu_name="local")
+    trainer = training.Trainer(functools.partial(modeling.BertPretrainingModel, config), strategy,
+                               "gs://bucket/run", train_batch_size=1024, learning_rate=1e-4)
     trainer.train(files, parse_batch, compute_loss, metric_names, num_train_steps, num_warmup_steps)
     results = trainer.evaluate(files, parse_batch, compute_metrics, metric_names, max_steps)
     for example in trainer.predict(files, parse_batch, predict_outputs): ...
 
-It owns the strategy (TPU, several GPUs, several machines, or one device, from the reference's
-flags), the host loop (`--iterations_per_loop` steps per compiled call, then logs, summaries and
-checkpoints), input distribution, the evaluate and predict loops (the last batch is padded with
-examples of weight 0, so none is dropped), and checkpoints in the reference format, resumed
-after preemption. The data position is not restored on resume: the input shuffle is re-seeded
-with the resumed step, so a restarted job reads a fresh order rather than repeating its start.
+It owns the strategy (TPU, several GPUs, several machines, or one device) and what it implies
+(one-hot embeddings on TPU), the output directory (prepared and locked once), the host loop
+(`iterations_per_loop` steps per compiled call, then logs, summaries and checkpoints), input
+distribution, the evaluate and predict loops (the last batch is padded with examples of weight
+0, so none is dropped), and checkpoints in the reference format, resumed after preemption. The
+data position is not restored on resume: the input shuffle is re-seeded with the resumed step,
+so a restarted job reads a fresh order rather than repeating its start. It reads no flags.
 """
 
 import contextlib
@@ -20,7 +24,6 @@ import json
 import os
 import time
 
-from absl import flags
 from absl import logging
 import tensorflow as tf
 
@@ -30,61 +33,37 @@ import file_io
 import modeling
 import optimization
 
-FLAGS = flags.FLAGS
-
-flags.DEFINE_string("bert_config_file", None, "The config json file of the pre-trained BERT model.")
-flags.DEFINE_string("init_checkpoint", None, "Initial checkpoint (usually from a pre-trained BERT model).")
-flags.DEFINE_string("output_dir", None, "Where checkpoints, summaries and results are written.")
-flags.DEFINE_bool("do_train", False, "Whether to run training.")
-flags.DEFINE_bool("do_eval", False, "Whether to run evaluation.")
-flags.DEFINE_integer("train_batch_size", 32, "Total (global) batch size for training.", lower_bound=1)
-flags.DEFINE_integer("eval_batch_size", 8, "Total (global) batch size for evaluation.", lower_bound=1)
-flags.DEFINE_integer("predict_batch_size", 8, "Total (global) batch size for prediction.", lower_bound=1)
-flags.DEFINE_bool("do_predict", False, "Whether to run prediction.")
-flags.DEFINE_float("learning_rate", 5e-5, "The initial learning rate for the optimizer.")
-flags.register_validator("learning_rate", lambda value: value > 0, message="must be > 0")
-flags.DEFINE_integer("save_checkpoints_steps", 1000, "How often to save a checkpoint.", lower_bound=1)
-flags.DEFINE_integer("keep_checkpoint_max", 5, "How many recent checkpoints to keep (0: all of them).", lower_bound=0)
-flags.DEFINE_integer("iterations_per_loop", 1000, "Steps per compiled call of the training loop.", lower_bound=1)
-flags.DEFINE_enum("optimizer", "adamw", ["adamw", "lamb"], "AdamWeightDecay (the reference) or LAMB.")
-flags.DEFINE_integer("gradient_accumulation_steps", 1, "Micro-batches per update; each is train_batch_size / this.", lower_bound=1)
-flags.DEFINE_enum("precision", "fp32", ["fp32", "bf16", "fp16"], "Compute precision (variables stay fp32).")
-flags.DEFINE_bool("use_xla", True, "Compile the forward and backward pass with XLA.")
-flags.DEFINE_integer("random_seed", 12345, "Seed of the initial weights, dropout and the input shuffle.")
-flags.DEFINE_bool("use_tpu", False, "Whether to use TPU.")
-flags.DEFINE_string("tpu_name", None, "The Cloud TPU to use: a name, or a grpc:// address.")
-flags.DEFINE_string("tpu_zone", None, "GCE zone of the Cloud TPU (detected when omitted).")
-flags.DEFINE_string("gcp_project", None, "Project of the Cloud TPU (detected when omitted).")
-flags.DEFINE_string("master", None, "TensorFlow master URL (an alternative to --tpu_name).")
-flags.DEFINE_integer("num_tpu_cores", 8, "Only with --use_tpu: total cores, as the reference (TPUStrategy "
-                                         "uses every core the TPU has and logs the count).", lower_bound=1)
-flags.DEFINE_integer("cpu_replicas", 1, "Split the CPU into this many devices and mirror over them "
-                                        "(distribution without accelerators, for testing).", lower_bound=1)
-
 PRECISION_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 SHUFFLE_BUFFER = 100
 CHECKPOINT_PREFIX = "model.ckpt"
 
 
-def create_strategy():
-    """The tf.distribute strategy the flags and environment ask for; logs the choice.
+def create_strategy(use_tpu=False, tpu_name=None, tpu_zone=None, gcp_project=None, num_tpu_cores=None,
+                    cpu_replicas=1):
+    """The tf.distribute strategy asked for (shared_flags.strategy_options() gives the flags'); logs the choice.
 
-    Must run before any other TensorFlow work: joining several machines and splitting the CPU
-    both have to happen at program start.
+    A Cloud TPU with use_tpu (tpu_name: a name or grpc:// address, "" or None for the TPU VM's
+    own; num_tpu_cores is only compared with what the TPU has); else several machines when
+    TF_CONFIG lists several workers; else cpu_replicas CPU devices when above 1; else every GPU
+    when there are several; else the one device. Must run before any other TensorFlow work:
+    joining several machines and splitting the CPU both have to happen at program start.
     """
-    if FLAGS.use_tpu:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
-            tpu=FLAGS.tpu_name or FLAGS.master or "", zone=FLAGS.tpu_zone, project=FLAGS.gcp_project)
+    if use_tpu:
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_name or "", zone=tpu_zone,
+                                                                     project=gcp_project)
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         name, strategy = "TPUStrategy", tf.distribute.TPUStrategy(resolver)
+        if num_tpu_cores and num_tpu_cores != strategy.num_replicas_in_sync:
+            logging.warning("--num_tpu_cores=%d, but the TPU has %d cores: using them all", num_tpu_cores,
+                            strategy.num_replicas_in_sync)
     elif len(json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])) > 1:
         name, strategy = "MultiWorkerMirroredStrategy", tf.distribute.MultiWorkerMirroredStrategy()
-    elif FLAGS.cpu_replicas > 1:
+    elif cpu_replicas > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * FLAGS.cpu_replicas)
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
         name = "MirroredStrategy"
-        strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(FLAGS.cpu_replicas)])
+        strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(cpu_replicas)])
     elif len(tf.config.list_physical_devices("GPU")) > 1:
         name, strategy = "MirroredStrategy", tf.distribute.MirroredStrategy()
     else:
@@ -217,29 +196,53 @@ class Trainer:
     Args:
       build_model: (compute_dtype=, use_one_hot_embeddings=) → tf.Module with reference-named
         variables, e.g. functools.partial(modeling.BertPretrainingModel, config); called under
-        the strategy's scope, with the dtype of --precision and one-hot embeddings on TPU.
+        the strategy's scope, with the dtype of `precision` and one-hot embeddings on TPU.
       strategy: from create_strategy(), which must run before any other TensorFlow work (several
-        machines and split CPUs are set up at program start); created here when not given.
-      output_dir: checkpoints, summaries and results (default --output_dir).
+        machines and split CPUs are set up at program start); the one device when not given.
+      output_dir: checkpoints, summaries and results; prepared (and locked) here, before any work.
+      init_checkpoint: warm-starts training that has no checkpoint in output_dir to resume, and
+        is what evaluation and prediction use when output_dir holds none.
+      train_batch_size, eval_batch_size, predict_batch_size: global batch sizes.
+      learning_rate, optimizer ("adamw" or "lamb"): the peak rate of the reference's schedule.
+      iterations_per_loop: steps per compiled call of the host loop (a TPU's unit of work).
+      save_checkpoints_steps, keep_checkpoint_max: cadence, and how many to keep (0: all).
+      gradient_accumulation_steps: micro-batches per update.
+      precision: "fp32", "bf16" or "fp16" compute (variables stay float32; fp16 scales the loss).
+      use_xla: compile the forward and backward pass (off TPU, where the whole step is compiled).
+      random_seed: of the initial weights, dropout and the input shuffle.
+      use_one_hot_embeddings: one-hot embedding lookups; default: on TPU.
       for_tpu: build the steps as TPUStrategy runs them (one-hot embedding lookups, the whole step
         compiled by XLA, static shapes); default: whether the strategy is a TPUStrategy.
       lock_output_dir: hold output_dir for this run (file_io.lock_directory), so that a second run
         on it stops; off for a run that only reads checkpoints there and writes elsewhere.
     """
 
-    def __init__(self, build_model, strategy=None, output_dir=None, for_tpu=None, lock_output_dir=True):
-        self.output_dir = output_dir or FLAGS.output_dir
-        if not self.output_dir:
+    def __init__(self, build_model, strategy=None, output_dir=None, *, init_checkpoint=None, train_batch_size=32,
+                 eval_batch_size=8, predict_batch_size=8, learning_rate=5e-5, optimizer="adamw",
+                 iterations_per_loop=1000, save_checkpoints_steps=1000, keep_checkpoint_max=5,
+                 gradient_accumulation_steps=1, precision="fp32", use_xla=True, random_seed=12345,
+                 use_one_hot_embeddings=None, for_tpu=None, lock_output_dir=True):
+        if not output_dir:
             raise InputError("--output_dir is required")
-        self.strategy = strategy or create_strategy()
+        self.output_dir = output_dir
+        self.init_checkpoint = init_checkpoint
+        self.train_batch_size, self.eval_batch_size = train_batch_size, eval_batch_size
+        self.predict_batch_size = predict_batch_size
+        self.learning_rate, self.optimizer_name = learning_rate, optimizer
+        self.iterations_per_loop = iterations_per_loop
+        self.save_checkpoints_steps, self.keep_checkpoint_max = save_checkpoints_steps, keep_checkpoint_max
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.precision, self.use_xla, self.random_seed = precision, use_xla, random_seed
+        self.strategy = strategy or tf.distribute.get_strategy()
         self.for_tpu = isinstance(self.strategy, tf.distribute.TPUStrategy) if for_tpu is None else for_tpu
         self.chief = is_chief(self.strategy)
         file_io.prepare_output_dir(self.output_dir, lock=lock_output_dir and self.chief)
-        self.compute_dtype = PRECISION_DTYPES[FLAGS.precision]
+        self.compute_dtype = PRECISION_DTYPES[precision]
         # The same seed gives the same initial weights, whatever the strategy or precision.
-        tf.random.set_seed(FLAGS.random_seed)
+        tf.random.set_seed(random_seed)
+        one_hot = self.for_tpu if use_one_hot_embeddings is None else use_one_hot_embeddings
         with self.strategy.scope():
-            self.model = build_model(compute_dtype=self.compute_dtype, use_one_hot_embeddings=self.for_tpu)
+            self.model = build_model(compute_dtype=self.compute_dtype, use_one_hot_embeddings=one_hot)
             self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name=modeling.GLOBAL_STEP_NAME,
                                            aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
         self.optimizer = None
@@ -259,7 +262,7 @@ class Trainer:
         tensors[modeling.GLOBAL_STEP_NAME] = self.global_step
         return tensors
 
-    def restore(self, init_checkpoint=None):
+    def restore(self):
         """Resumes from the newest checkpoint in output_dir, else warm-starts from init_checkpoint.
 
         Returns the step training continues from.
@@ -272,10 +275,10 @@ class Trainer:
                 raise InputError(f"--output_dir: {latest} holds {len(report.unused)} variables this model lacks, "
                                  f"first {report.unused[0]}: does --bert_config_file match the run that wrote it?")
             logging.info("Resumed from %s at step %d", latest, int(self.global_step.numpy()))
-        elif init_checkpoint:
-            report = modeling.load_checkpoint(init_checkpoint, modeling.variables_by_name(self.model),
+        elif self.init_checkpoint:
+            report = modeling.load_checkpoint(self.init_checkpoint, modeling.variables_by_name(self.model),
                                               allow_missing=True)
-            logging.info("Warm-started %d variables from %s", len(report.loaded), init_checkpoint)
+            logging.info("Warm-started %d variables from %s", len(report.loaded), self.init_checkpoint)
             for name in report.missing:
                 logging.info("  not in the checkpoint, initialised fresh: %s", name)
             for name in report.unused:
@@ -292,13 +295,13 @@ class Trainer:
         _, listed = modeling.checkpoint_state(self.output_dir)
         kept = [os.path.basename(p) for p in listed if os.path.basename(p) != os.path.basename(prefix)]
         kept.append(os.path.basename(prefix))
-        for old in kept[:-FLAGS.keep_checkpoint_max]:
+        for old in kept[:-self.keep_checkpoint_max]:
             # Only the files a checkpoint of this name has: names read from the state file are never patterns.
             for path in file_io.files_starting_with(self.output_dir, old + "."):
                 suffix = os.path.basename(path)[len(old):]
                 if suffix == ".index" or suffix.startswith(".data-"):
                     file_io.remove(path)
-        kept = kept[-FLAGS.keep_checkpoint_max:]
+        kept = kept[-self.keep_checkpoint_max:]
         lines = [f'model_checkpoint_path: "{os.path.basename(prefix)}"']
         lines += [f'all_model_checkpoint_paths: "{name}"' for name in kept]
         file_io.write_text_atomically(os.path.join(self.output_dir, modeling.CHECKPOINT_STATE_FILE),
@@ -311,8 +314,8 @@ class Trainer:
         """Creates the optimizer (and the fp16 loss scale); returns the MetricSums of the loss and metric_names."""
         with self.strategy.scope():
             self.optimizer = optimization.create_optimizer(
-                self.model.trainable_variables, FLAGS.learning_rate, num_train_steps, num_warmup_steps, FLAGS.optimizer)
-            if FLAGS.precision == "fp16":
+                self.model.trainable_variables, self.learning_rate, num_train_steps, num_warmup_steps, self.optimizer_name)
+            if self.precision == "fp16":
                 self.loss_scale = optimization.DynamicLossScale()
             return MetricSums(("loss",) + tuple(metric_names))
 
@@ -332,7 +335,7 @@ class Trainer:
         compute_gradients = tf.function(
             lambda features: optimization.accumulate_gradients(loss_with_metrics, variables, features, accumulation,
                                                                self.loss_scale),
-            jit_compile=FLAGS.use_xla and not self.for_tpu)
+            jit_compile=self.use_xla and not self.for_tpu)
 
         def replica_step(features):
             _, pairs, gradients = compute_gradients(features)
@@ -350,13 +353,13 @@ class Trainer:
           compute_loss: (model, features) → (float32 scalar loss, {metric: (numerator, denominator)}).
           metric_names: the metrics compute_loss returns, logged and summarised with the loss.
         """
-        accumulation = FLAGS.gradient_accumulation_steps
-        self.check_batch_size(FLAGS.train_batch_size, "--train_batch_size")
-        if (FLAGS.train_batch_size // self.strategy.num_replicas_in_sync) % accumulation:
+        accumulation = self.gradient_accumulation_steps
+        self.check_batch_size(self.train_batch_size, "--train_batch_size")
+        if (self.train_batch_size // self.strategy.num_replicas_in_sync) % accumulation:
             raise InputError(f"--gradient_accumulation_steps={accumulation} does not divide the per-replica batch "
-                             f"of --train_batch_size={FLAGS.train_batch_size}")
+                             f"of --train_batch_size={self.train_batch_size}")
         metrics = self.create_optimizer(metric_names, num_train_steps, num_warmup_steps)
-        start_step = self.restore(FLAGS.init_checkpoint)
+        start_step = self.restore()
         if start_step >= num_train_steps:
             logging.info("Already trained to step %d", start_step)
             return
@@ -368,13 +371,13 @@ class Trainer:
                 self.strategy.run(replica_step, args=(next(iterator),))
 
         dataset = self.strategy.distribute_datasets_from_function(record_dataset_fn(
-            files, parse_batch, FLAGS.train_batch_size, is_training=True, seed=FLAGS.random_seed + start_step))
+            files, parse_batch, self.train_batch_size, is_training=True, seed=self.random_seed + start_step))
         iterator = iter(dataset)
         writer = tf.summary.create_file_writer(self.output_dir) if self.chief else tf.summary.create_noop_writer()
         step, started, last_save = start_step, time.time(), start_step
         while step < num_train_steps:
-            steps = min(FLAGS.iterations_per_loop, num_train_steps - step,
-                        FLAGS.save_checkpoints_steps - (step - last_save))
+            steps = min(self.iterations_per_loop, num_train_steps - step,
+                        self.save_checkpoints_steps - (step - last_save))
             loop_started = time.time()
             with reading_records(files):
                 train_loop(iterator, tf.constant(steps))
@@ -382,14 +385,14 @@ class Trainer:
             values = metrics.results()
             metrics.reset()
             values["learning_rate"] = float(self.optimizer.learning_rate(step - 1))
-            values["examples_per_second"] = steps * FLAGS.train_batch_size / (time.time() - loop_started)
+            values["examples_per_second"] = steps * self.train_batch_size / (time.time() - loop_started)
             with writer.as_default():
                 for name, value in values.items():
                     tf.summary.scalar(name, value, step=step)
             remaining = (time.time() - started) / (step - start_step) * (num_train_steps - step)
             logging.info("step %d/%d  %s  eta %s", step, num_train_steps,
                          "  ".join(f"{k} {v:.4g}" for k, v in values.items()), time.strftime("%H:%M:%S", time.gmtime(remaining)))
-            if step - last_save >= FLAGS.save_checkpoints_steps or step >= num_train_steps:
+            if step - last_save >= self.save_checkpoints_steps or step >= num_train_steps:
                 self.save_checkpoint()
                 last_save = step
         writer.flush()
@@ -397,8 +400,8 @@ class Trainer:
     # Evaluation and prediction.
 
     def restore_for_inference(self, checkpoint=None):
-        """Loads `checkpoint`, else the newest one in output_dir, else --init_checkpoint; returns its step."""
-        path = checkpoint or modeling.latest_checkpoint(self.output_dir) or FLAGS.init_checkpoint
+        """Loads `checkpoint`, else the newest one in output_dir, else init_checkpoint; returns its step."""
+        path = checkpoint or modeling.latest_checkpoint(self.output_dir) or self.init_checkpoint
         if not path:
             raise InputError(f"--output_dir: {self.output_dir} holds no checkpoint to evaluate or predict with, "
                              "and no --init_checkpoint is given")
@@ -426,12 +429,12 @@ class Trainer:
         Returns:
           {metric: value, "global_step": step}.
         """
-        self.check_batch_size(FLAGS.eval_batch_size, "--eval_batch_size")
+        self.check_batch_size(self.eval_batch_size, "--eval_batch_size")
         step = self.restore_for_inference(checkpoint)
         with self.strategy.scope():
             sums = MetricSums(metric_names)
         dataset = self.strategy.distribute_datasets_from_function(
-            record_dataset_fn(files, parse_batch, FLAGS.eval_batch_size, is_training=False))
+            record_dataset_fn(files, parse_batch, self.eval_batch_size, is_training=False))
 
         replica_step = self.eval_step(compute_metrics, sums)
 
@@ -451,15 +454,19 @@ class Trainer:
         logging.info("Evaluated %d batches at step %d", batches, step)
         return results
 
-    def predict(self, files, parse_batch, predict_outputs, checkpoint=None):
+    def predict(self, files, parse_batch, predict_outputs, checkpoint=None, for_eval=False):
         """Yields {name: numpy value} for every record of `files`, in order.
 
         Args:
           predict_outputs: (model, features) → {name: tensor [b, ...]}.
+          for_eval: batches of eval_batch_size (a dev set scored from its predictions), not
+            predict_batch_size.
         """
+        batch_size, flag = ((self.eval_batch_size, "--eval_batch_size") if for_eval
+                            else (self.predict_batch_size, "--predict_batch_size"))
         with reading_records(files):
-            yield from self._predict(record_dataset_fn(files, parse_batch, FLAGS.predict_batch_size, is_training=False),
-                                     predict_outputs, checkpoint)
+            yield from self._predict(record_dataset_fn(files, parse_batch, batch_size, is_training=False),
+                                     predict_outputs, checkpoint, batch_size, flag)
 
     def predict_stream(self, make_examples, example_signature, predict_outputs, checkpoint=None):
         """Yields {name: numpy value} for every example make_examples() yields, in order, reading
@@ -471,15 +478,16 @@ class Trainer:
           predict_outputs: (model, features) → {name: tensor [b, ...]}.
         """
         def dataset_fn(input_context):
-            batch_size = input_context.get_per_replica_batch_size(FLAGS.predict_batch_size)
+            batch_size = input_context.get_per_replica_batch_size(self.predict_batch_size)
             dataset = tf.data.Dataset.from_generator(make_examples, output_signature=example_signature)
             return batch_every_example(dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id),
                                        batch_size)
 
-        yield from self._predict(dataset_fn, predict_outputs, checkpoint)
+        yield from self._predict(dataset_fn, predict_outputs, checkpoint, self.predict_batch_size,
+                                 "--predict_batch_size")
 
-    def _predict(self, dataset_fn, predict_outputs, checkpoint):
-        self.check_batch_size(FLAGS.predict_batch_size, "--predict_batch_size")
+    def _predict(self, dataset_fn, predict_outputs, checkpoint, batch_size, flag):
+        self.check_batch_size(batch_size, flag)
         self.restore_for_inference(checkpoint)
         dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
 
@@ -502,6 +510,24 @@ def write_results(path, results):
     file_io.write_text_atomically(path, "".join(f"{key} = {results[key]}\n" for key in sorted(results)))
     for key in sorted(results):
         logging.info("  %s = %s", key, results[key])
+
+
+def steps_for_epochs(num_examples, train_batch_size, num_train_epochs, warmup_proportion):
+    """(num_train_steps, num_warmup_steps) of a fine-tuning run, as the reference counts them (at least one step)."""
+    num_train_steps = max(int(num_examples / train_batch_size * num_train_epochs), 1)
+    return num_train_steps, int(num_train_steps * warmup_proportion)
+
+
+def serialize_example(features):
+    """{name: list of ints, or of floats} → a serialized tf.Example, int64_list or float_list each:
+    the records parse_records reads."""
+    def feature(values):
+        if values and isinstance(values[0], float):
+            return tf.train.Feature(float_list=tf.train.FloatList(value=values))
+        return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
+
+    return tf.train.Example(features=tf.train.Features(feature={
+        name: feature(list(values)) for name, values in features.items()})).SerializeToString()
 
 
 def parse_records(name_to_features):

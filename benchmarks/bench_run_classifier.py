@@ -23,8 +23,10 @@ from absl import app, flags
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
+import shared_flags  # noqa: E402
+
 flags.DEFINE_integer("examples", 512, "Training and test examples.")
-flags.DEFINE_integer("max_seq_length", 128, "Sequence length.")
+shared_flags.define_max_seq_length()
 FLAGS = flags.FLAGS
 WORDS = "the a film movie good bad great dull story acting plot boring wonderful terrible scene music".split()
 

@@ -1,39 +1,14 @@
 """Shared test fixtures: the repository on sys.path, ../shared data, and packaged real weights."""
 
-import importlib
 import importlib.util
 import os
-import re
 import sys
 
-from absl import flags
 import pytest
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA_DIR = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
 sys.path.insert(0, REPO_ROOT)
-
-
-def import_script(name):
-    """Imports one of the flat scripts for its functions.
-
-    Scripts define their flags when imported, as the reference's do, and several share names
-    (--input_file, --output_file, ...). Tests call functions, never main(), so a flag an earlier
-    script defined is dropped before the next script defines it again. The engine, whose shared
-    flags scripts import rather than define, is imported first (below), so that only scripts'
-    own definitions ever need dropping.
-    """
-    if name in sys.modules:
-        return sys.modules[name]
-    with open(os.path.join(REPO_ROOT, f"{name}.py"), encoding="utf-8") as reader:
-        defined = re.findall(r'flags\.DEFINE_\w+\(\s*"(\w+)"', reader.read())
-    for flag_name in defined:
-        if flag_name in flags.FLAGS:
-            delattr(flags.FLAGS, flag_name)
-    return importlib.import_module(name)
-
-
-import training  # noqa: E402,F401  (see import_script)
 
 
 def minilm_model_dir():
@@ -47,7 +22,7 @@ def minilm_model_dir():
 @pytest.fixture(scope="session")
 def minilm_checkpoint(tmp_path_factory):
     """all-MiniLM-L6-v2 converted to a reference checkpoint folder (bert_model.ckpt, bert_config.json, vocab.txt)."""
-    convert_checkpoint = import_script("convert_checkpoint")
+    import convert_checkpoint
     directory = tmp_path_factory.mktemp("minilm")
     convert_checkpoint.hf_to_reference(minilm_model_dir(), str(directory))
     return directory

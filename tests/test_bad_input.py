@@ -18,7 +18,8 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO_ROOT, import_script
+import file_io
+from conftest import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -57,7 +58,7 @@ CC_TO_HF = ["--init_checkpoint=trained/model.ckpt-3", "--bert_config_file=bert_c
             "--output_dir=hf_out"]
 CC_TO_REF = ["--hf_model_dir=hf", "--output_dir=ref_out"]
 EM = ["--init_checkpoint=trained/model.ckpt-3", "--bert_config_file=bert_config.json", "--vocab_file=vocab.txt",
-      "--export_dir=export"]
+      "--export_dir=export", "--max_seq_length=32"]
 
 
 def replaced(argv, **flags):
@@ -100,8 +101,6 @@ def truncate(relative, keep_fraction):
 
 def lock_held_by(pid_of):
     def setup(work):
-        import file_io
-
         with open(os.path.join(work, "trained", file_io.LOCK_FILE), "w", encoding="utf-8") as writer:
             writer.write(f"{file_io._HOST} {pid_of()} 2026-01-01T00:00:00")
     return setup
@@ -145,6 +144,8 @@ def combined(*setups):
     return setup
 
 
+SQUAD_TEST = write("squad/test.json", json.dumps({"data": [{"paragraphs": [
+    {"context": "a b", "qas": [{"id": "1", "question": "?"}]}]}]}))
 GLUE_TRAIN = "sentence\tlabel\n" + "".join(f"the cat sat number {i}\t{i % 2}\n" for i in range(8))
 
 CASES = [
@@ -268,14 +269,29 @@ CASES = [
          changes=["trained/checkpoint"], present=["trained/model.ckpt-4.index"]),
     # 13
     case("rp_stale_temporaries_are_removed", "run_pretraining", replaced(RP, output_dir="trained"), None, exit_code=0,
-         setup=lambda work: write(f"trained/.model.ckpt-9.index.tmp-{import_script('file_io')._HOST}-{dead_pid()}",
+         setup=lambda work: write(f"trained/.model.ckpt-9.index.tmp-{file_io._HOST}-{dead_pid()}",
                                   b"half")(work),
          changes=["trained/.model.ckpt-9.index.tmp-"]),
-    case("rp_output_dir_is_a_file", "run_pretraining", replaced(RP, output_dir="corpus.txt/run"), "is not writable"),
+    case("rp_input_glob_matches_nothing", "run_pretraining", replaced(RP, input_file="missing*.tfrecord"),
+         "error: --input_file: missing*.tfrecord matches no file"),
+    case("rp_records_shorter_than_max_seq_length", "run_pretraining", replaced(RP, max_seq_length=64),
+         "feature input_ids has 32 values per record but --max_seq_length expects 64"),
+    case("rp_records_with_fewer_predictions", "run_pretraining", replaced(RP, max_predictions_per_seq=20),
+         "feature masked_lm_positions has 5 values per record but --max_predictions_per_seq expects 20"),
+    case("rp_batch_not_divisible_by_replicas", "run_pretraining", replaced(RP, cpu_replicas=2, train_batch_size=9),
+         "--train_batch_size=9 is not divisible by the 2 replicas"),
+    case("rp_init_checkpoint_of_another_config", "run_pretraining",
+         replaced(RP, bert_config_file="bad_config.json", init_checkpoint="trained/model.ckpt-3"),
+         "intermediate/dense/bias has shape [64] but the model's is [48]", setup=config_with(intermediate_size=48),
+         absent=["run/checkpoint"]),
+    case("rp_output_dir_is_a_file", "run_pretraining", replaced(RP, output_dir="corpus.txt/run"),
+         "--output_dir: corpus.txt/run is not writable"),
 
     # run_classifier.py
     case("rc_no_action", "run_classifier", replaced(RC, do_train=False),
          "at least one of --do_train, --do_eval or --do_predict must be True"),
+    case("rc_mrpc_train_file_missing", "run_classifier", replaced(RC, task_name="MRPC", data_dir="table"),
+         "error: table/train.tsv: file not found"),
     case("rc_unknown_task", "run_classifier", replaced(RC, task_name="sst3"), "--task_name=sst3 is not one of"),
     case("rc_train_file_missing", "run_classifier", replaced(RC, data_dir="table"), "table/train.tsv: file not found"),
     # 7
@@ -294,7 +310,7 @@ CASES = [
     case("rc_regression_label_not_a_number", "run_classifier", replaced(RC, task_name="sts-b"),
          "label 'high' is not a number",
          setup=write("glue/train.tsv", "i\tg\tf\ty\tgs\tid\tid2\ts1\ts2\tscore\n" + "0\ta\tb\t2015\t1\t1\t1\tone\ttwo\thigh\n")),
-    case("rc_max_seq_length_2", "run_classifier", replaced(RC, max_seq_length=2), "flag --max_seq_length=2"),
+    case("rc_max_seq_length_2", "run_classifier", replaced(RC, max_seq_length=2), "--max_seq_length=2 leaves no room for [CLS], a token and [SEP]"),
     case("rc_seq_longer_than_positions", "run_classifier", replaced(RC, max_seq_length=100),
          "--max_seq_length=100 exceeds max_position_embeddings 64"),
     case("rc_zero_epochs", "run_classifier", replaced(RC, num_train_epochs=0), "flag --num_train_epochs=0.0: must be > 0"),
@@ -304,7 +320,7 @@ CASES = [
          "--hub_module_handle and --init_checkpoint both give the initial weights"),
     case("rc_case_contradicts_checkpoint", "run_classifier",
          replaced(RC, init_checkpoint="cased_L-12_H-768_A-12/bert_model.ckpt", do_lower_case=True),
-         "was trained on cased text"),
+         "cased_L-12_H-768_A-12 was trained on cased text"),
     case("rc_vocab_missing", "run_classifier", replaced(RC, vocab_file="none.txt"), "none.txt"),
     case("rc_column_name_unknown", "run_classifier", replaced(RCSV, text_a_column="sentence", skip_header=True),
          "--text_a_column=sentence is neither a column index nor a header name of table/train.csv"),
@@ -329,6 +345,17 @@ CASES = [
          "question q0: its context (article 0 paragraph 0) is empty", setup=squad_with(empty_contexts)),
     case("rs_duplicate_question_id", "run_squad", RS, "question q0: the id is used twice",
          setup=squad_with(duplicate_ids)),
+    case("rs_train_file_cut_short", "run_squad", replaced(RS, train_file="squad/cut.json"),
+         "error: squad/cut.json: not valid JSON (Expecting value: line 1 column 11 (char 10))",
+         setup=write("squad/cut.json", '{"data": [')),
+    case("rs_predict_without_file", "run_squad", replaced(RS, do_train=False, do_predict=True),
+         "error: --predict_file is required with --do_predict"),
+    case("rs_null_threshold_not_a_number", "run_squad", replaced(RS, do_train=False, do_predict=True, predict_file="squad/test.json", null_score_diff_threshold="high"),
+         "error: --null_score_diff_threshold=high is neither a number nor best", setup=SQUAD_TEST),
+    case("rs_best_null_threshold_needs_v2", "run_squad", replaced(RS, do_train=False, do_predict=True, predict_file="squad/test.json", null_score_diff_threshold="best"),
+         "error: --null_score_diff_threshold=best needs --version_2_with_negative=True", setup=SQUAD_TEST),
+    case("rs_query_leaves_no_room", "run_squad", replaced(RS, do_train=False, do_predict=True, predict_file="squad/test.json", max_seq_length=60, max_query_length=64),
+         "error: --max_seq_length=60 must exceed --max_query_length + 3 = 67", setup=SQUAD_TEST),
     case("rs_n_best_size_0", "run_squad", replaced(RS, n_best_size=0), "flag --n_best_size=0"),
     case("rs_max_answer_length_0", "run_squad", replaced(RS, max_answer_length=0), "flag --max_answer_length=0"),
     case("rs_train_file_missing", "run_squad", replaced(RS, train_file="squad/none.json"), "squad/none.json: file not found"),
@@ -343,7 +370,7 @@ CASES = [
     case("ef_input_missing", "extract_features", replaced(EF, input_file="none.txt"), "none.txt"),
     case("ef_output_directory_missing", "extract_features", replaced(EF, output_file="nowhere/f.jsonl"),
          "--output_file: directory", absent=["nowhere"]),
-    case("ef_max_seq_length_2", "extract_features", replaced(EF, max_seq_length=2), "flag --max_seq_length=2"),
+    case("ef_max_seq_length_2", "extract_features", replaced(EF, max_seq_length=2), "--max_seq_length=2 leaves no room for [CLS], a token and [SEP]"),
 
     # build_vocab.py
     case("bv_vocab_size_0", "build_vocab", replaced(BV, vocab_size=0), "flag --vocab_size=0"),
@@ -378,13 +405,27 @@ CASES = [
     case("cc_output_dir_with_glob_characters", "convert_checkpoint", replaced(CC_TO_HF, output_dir="hf[1]"), None,
          exit_code=0, present=["hf[1]/model.safetensors", "hf[1]/config.json", "hf[1]/tokenizer_config.json",
                                "hf[1]/vocab.txt"]),
+    case("cc_hf_dir_without_config", "convert_checkpoint", replaced(CC_TO_REF, hf_model_dir="empty_hf"),
+         "--hf_model_dir: empty_hf/config.json: cannot be read", setup=lambda work: os.makedirs(os.path.join(work, "empty_hf"))),
+    case("cc_hf_relative_positions", "convert_checkpoint", CC_TO_REF, "is not the reference's absolute positions",
+         setup=write("hf/config.json", json.dumps({"vocab_size": 300, "hidden_size": 32, "num_attention_heads": 2,
+                                                   "position_embedding_type": "relative_key"}))),
+    case("cc_neither_direction", "convert_checkpoint", ["--output_dir=hf_out"], "give exactly one of --hf_model_dir"),
+    case("cc_hf_config_as_bert_config", "convert_checkpoint",
+         replaced(CC_TO_HF, init_checkpoint="missing.ckpt", bert_config_file="hf/config.json"),
+         "'model_type' is a key of a Hugging Face config.json"),
+    case("cc_checkpoint_missing", "convert_checkpoint", replaced(CC_TO_HF, init_checkpoint="missing.ckpt"),
+         "no such checkpoint"),
     case("cc_truncated_checkpoint", "convert_checkpoint", CC_TO_HF, "cannot be read as a checkpoint",
          setup=truncate("trained/model.ckpt-3.index", 0.3), absent=["hf_out/model.safetensors"]),
 
     # export_model.py
-    case("em_no_export_dir", "export_model", replaced(EM, export_dir=None), "--export_dir is required"),
+    case("em_no_export_dir", "export_model", replaced(EM, export_dir=None), "error: --export_dir is required"),
+    case("em_checkpoint_missing", "export_model", replaced(EM, init_checkpoint="none"),
+         "error: checkpoint none: no such checkpoint (none.index is missing)", absent=["export/encoder"]),
     case("em_vocab_does_not_fit_config", "export_model", replaced(EM, vocab_file="small_vocab.txt"),
-         "small_vocab.txt has 5 tokens but", setup=write("small_vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n")),
+         "error: --vocab_file=small_vocab.txt has 5 tokens but bert_config.json says vocab_size 300",
+         absent=["export/encoder"], setup=write("small_vocab.txt", "[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n")),
     case("em_max_seq_length_0", "export_model", replaced(EM, max_seq_length=0), "flag --max_seq_length=0"),
 ]
 
@@ -394,8 +435,9 @@ def write_work_folder(work, pretraining_data):
     records, a checkpoint with optimizer slots at step 3 in trained/, and task data."""
     import tensorflow as tf
 
-    modeling = import_script("modeling")
-    optimization = import_script("optimization")
+    import modeling
+    import optimization
+
     for name in ("vocab.txt", "bert_config.json", "sample.tfrecord"):
         shutil.copy(pretraining_data / name, work / name)
     with open(os.path.join(REPO_ROOT, "sample_text.txt"), encoding="utf-8") as reader:
@@ -494,6 +536,9 @@ def test_bad_input(each, outcomes):
     assert "Traceback" not in stderr, stderr[-3000:]
     if each.expected is not None:
         last_line = stderr.strip().splitlines()[-1]
+        # A whole expected line ("error: ...") must be the line; words must be in it.
+        if each.expected.startswith("error: "):
+            assert last_line == each.expected, stderr[-1500:]
         assert last_line.startswith("error: ") and each.expected in last_line, stderr[-1500:]
     after = file_hashes(work)
     for name, digest in before.items():
@@ -509,7 +554,7 @@ def test_bad_input(each, outcomes):
 
 def test_a_bom_does_not_make_a_label(tmp_path):
     """#7: a csv saved as utf-8-sig, labels first: the labels stay '0' and '1'."""
-    run_classifier = import_script("run_classifier")
+    import run_classifier
     (tmp_path / "train.csv").write_text("\ufeff1,the cat\n0,a dog\n", encoding="utf-8")
     rows = run_classifier.read_table(str(tmp_path / "train.csv"), ",")
     assert rows == [["1", "the cat"], ["0", "a dog"]]
@@ -518,7 +563,7 @@ def test_a_bom_does_not_make_a_label(tmp_path):
 def test_encode_batch_gives_line_number_ids_with_a_repeated_line_and_unk_for_a_lone_surrogate(tmp_path):
     """#15: ids are line numbers (a repeated token takes its last line, as the reference's
     load_vocab); a lone surrogate, which has no UTF-8 form, is [UNK] on both paths."""
-    tokenization = import_script("tokenization")
+    import tokenization
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "the", "cat", "the", "##s", "a", "b", "sat", "cat"]
     (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     tokenizer = tokenization.FullTokenizer(str(tmp_path / "vocab.txt"))

@@ -8,9 +8,8 @@ import pytest
 
 import tokenization
 
-from conftest import import_script
 
-build_vocab = import_script("build_vocab")
+import build_vocab
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -10,11 +10,11 @@ import pytest
 
 import modeling
 
-from conftest import REPO_ROOT, import_script
+from conftest import REPO_ROOT
 from test_modeling import TINY_CONFIG, expected_reference_names, make_inputs, max_abs_diff, randomize, tiny_config
 
 
-convert_checkpoint = import_script("convert_checkpoint")
+import convert_checkpoint
 
 
 def run_convert(*args):
@@ -114,25 +114,3 @@ def test_transformers_to_reference_and_back_is_lossless(tmp_path, safe_serializa
     assert set(back) == set(original)
     for name, array in original.items():
         np.testing.assert_array_equal(back[name], array, err_msg=name)
-
-
-@pytest.mark.slow
-def test_bad_input_is_one_line_with_exit_2(tmp_path):
-    result = run_convert(f"--hf_model_dir={tmp_path}", f"--output_dir={tmp_path}/out")
-    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(f"error: --hf_model_dir: {tmp_path}")
-    (tmp_path / "config.json").write_text(json.dumps({**TINY_CONFIG, "model_type": "bert"}))
-    result = run_convert(f"--hf_model_dir={tmp_path}", f"--output_dir={tmp_path}/out")
-    assert result.returncode == 2 and "has neither model.safetensors nor pytorch_model.bin" in result.stderr
-    (tmp_path / "config.json").write_text(json.dumps({**TINY_CONFIG, "position_embedding_type": "relative_key"}))
-    result = run_convert(f"--hf_model_dir={tmp_path}", f"--output_dir={tmp_path}/out")
-    assert result.returncode == 2 and "is not the reference's absolute positions" in result.stderr
-    result = run_convert(f"--output_dir={tmp_path}/out")
-    assert result.returncode == 2 and "give exactly one of --hf_model_dir" in result.stderr
-    # A Hugging Face config.json is no bert_config.json: its relative positions would be misread.
-    result = run_convert(f"--init_checkpoint={tmp_path}/missing.ckpt", f"--bert_config_file={tmp_path}/config.json",
-                         f"--output_dir={tmp_path}/out")
-    assert result.returncode == 2 and "'position_embedding_type' is a key of a Hugging Face config.json" in result.stderr
-    (tmp_path / "bert_config.json").write_text(json.dumps(TINY_CONFIG))
-    result = run_convert(f"--init_checkpoint={tmp_path}/missing.ckpt", f"--bert_config_file={tmp_path}/bert_config.json",
-                         f"--output_dir={tmp_path}/out")
-    assert result.returncode == 2 and "no such checkpoint" in result.stderr

@@ -11,10 +11,10 @@ import tensorflow as tf
 
 import tokenization
 
-from conftest import REPO_ROOT, SHARED_DATA_DIR, import_script
+from conftest import REPO_ROOT, SHARED_DATA_DIR
 
-cpd = import_script("create_pretraining_data")
-prepare_pretraining_text = import_script("prepare_pretraining_text")
+import create_pretraining_data as cpd
+import prepare_pretraining_text
 
 SCHEMA = {"input_ids": ("int64_list", 128), "input_mask": ("int64_list", 128), "segment_ids": ("int64_list", 128),
           "masked_lm_positions": ("int64_list", 20), "masked_lm_ids": ("int64_list", 20),

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO_ROOT, TINY_PRETRAINING_CONFIG, import_script
+from conftest import REPO_ROOT, TINY_PRETRAINING_CONFIG
 import errors
 import file_io
 import modeling
@@ -304,7 +304,7 @@ RUNS = {
 def script_inputs(pretraining_data, tmp_path_factory):
     """The `in/` folder every run reads: text, a vocabulary, records, a tiny config and checkpoint,
     a table, a SQuAD file and a Hugging Face folder."""
-    convert_checkpoint = import_script("convert_checkpoint")
+    import convert_checkpoint
 
     inputs = tmp_path_factory.mktemp("script_inputs")
     sample = os.path.join(REPO_ROOT, "sample_text.txt")

@@ -12,7 +12,7 @@ import tensorflow as tf
 import errors
 import modeling
 
-from conftest import REPO_ROOT, import_script, minilm_model_dir
+from conftest import REPO_ROOT, minilm_model_dir
 
 TINY_CONFIG = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
                    max_position_embeddings=64, type_vocab_size=2)
@@ -173,7 +173,7 @@ def test_minilm_sentence_embeddings_match_sentence_transformers_within_1e5(tmp_p
     on 20 real sentences (the repository's sample_text.txt)."""
     import tokenization
 
-    convert_checkpoint = import_script("convert_checkpoint")
+    import convert_checkpoint
     from sentence_transformers import SentenceTransformer
 
     model_dir = minilm_model_dir()

@@ -13,9 +13,9 @@ import pytest
 
 import errors
 
-from conftest import REPO_ROOT, SHARED_DATA_DIR, import_script
+from conftest import REPO_ROOT, SHARED_DATA_DIR
 
-run_classifier = import_script("run_classifier")
+import run_classifier
 
 
 def write(directory, name, rows):
@@ -128,13 +128,15 @@ def test_processor_reads_its_glue_layout(tmp_path, task_name):
     assert task.is_regression == (task_name == "sts-b")
 
 
-def test_table_task_by_column_names(tmp_path, monkeypatch):
+def test_table_task_by_column_names(tmp_path):
+    from absl.testing import flagsaver
+
     write(tmp_path, "train.csv", [["id,review,verdict"], ["1,Great film,pos"], ["2,\"Dull, slow\",neg"]])
     flags.FLAGS.mark_as_parsed()
-    for name, value in (("text_a_column", "review"), ("text_b_column", None), ("label_column", "verdict"),
-                        ("skip_header", True), ("label_list", None)):
-        monkeypatch.setattr(flags.FLAGS, name, value)
-    task = run_classifier.get_task("csv", str(tmp_path))
+    # flagsaver, not monkeypatch, whose undo deletes a flag that is not in FlagValues.__dict__.
+    with flagsaver.flagsaver(text_a_column="review", text_b_column=None, label_column="verdict", skip_header=True,
+                             label_list=None):
+        task = run_classifier.get_task("csv", str(tmp_path))
     assert task.labels == ["neg", "pos"]
     examples = task.examples(str(tmp_path), "train")
     assert [(e.text_a, e.label) for e in examples] == [("Great film", "pos"), ("Dull, slow", "neg")]
@@ -308,19 +310,3 @@ def test_fine_tunes_minilm_on_a_sentence_pair_task_built_from_real_text(minilm_c
     print(f"next-sentence pairs in MRPC layout: {results} in {seconds:.0f} s")
     assert sorted(results) == ["eval_accuracy", "eval_examples", "eval_loss", "f1", "global_step", "loss"]
     assert results["eval_examples"] == 100 and results["eval_accuracy"] >= 0.7
-
-
-@pytest.mark.slow
-def test_command_reports_bad_input_in_one_line(minilm_checkpoint, tmp_path):
-    command = [sys.executable, os.path.join(REPO_ROOT, "run_classifier.py"), "--task_name=MRPC", f"--data_dir={tmp_path}",
-               f"--output_dir={tmp_path}/out", f"--vocab_file={minilm_checkpoint}/vocab.txt",
-               f"--bert_config_file={minilm_checkpoint}/bert_config.json", "--do_train=True"]
-    result = subprocess.run(command, capture_output=True, text=True)
-    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == f"error: {tmp_path}/train.tsv: file not found"
-    result = subprocess.run(command + ["--max_seq_length=1000"], capture_output=True, text=True)
-    assert result.returncode == 2 and "--max_seq_length=1000 exceeds max_position_embeddings 512" in result.stderr
-    result = subprocess.run(command + ["--init_checkpoint=/models/cased_L-12_H-768_A-12/bert_model.ckpt"],
-                            capture_output=True, text=True)
-    assert result.returncode == 2 and "cased_L-12_H-768_A-12 was trained on cased text" in result.stderr
-    result = subprocess.run(command[:2] + ["--task_name=nope"] + command[3:], capture_output=True, text=True)
-    assert result.returncode == 2 and "--task_name=nope is not one of" in result.stderr

@@ -7,7 +7,6 @@ import pytest
 import errors
 import tokenization
 
-from conftest import import_script
 
 SMALL_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "want", "##want", "##ed", "wa", "un", "runn", "##ing", ",",
                "low", "##er", "##est", "ah", "zz", "\u535A", "\u63A8", "hello", "!", "?", "how", "are", "you"]
@@ -239,7 +238,7 @@ def test_fast_batch_path_equals_full_tokenizer_on_every_enwiki_line(enwiki_lines
 # SentencePiece.
 
 def test_sentencepiece_tokenizer_has_the_full_tokenizer_interface(tmp_path):
-    build_vocab = import_script("build_vocab")
+    import build_vocab
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("\n".join(f"The {w} sat on the mat number {i}." for i in range(300) for w in ("cat", "dog")))
     prefix = str(tmp_path / "spm")

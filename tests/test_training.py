@@ -157,11 +157,9 @@ def test_gradient_accumulation_and_lamb_run_and_learn(pretraining_data, tmp_path
     assert lamb[-1] < lamb[0]
 
 
-def test_evaluate_and_predict_drop_no_example(tmp_path, monkeypatch):
+def test_evaluate_and_predict_drop_no_example(tmp_path):
     """37 records, batches of 8 over 2 replicas: every record is evaluated and predicted exactly
     once, in order, and the 3 padding examples of the last batch weigh nothing."""
-    from absl import flags
-
     import file_io
     import modeling
     import training
@@ -172,13 +170,11 @@ def test_evaluate_and_predict_drop_no_example(tmp_path, monkeypatch):
             writer.write(tf.train.Example(features=tf.train.Features(feature={
                 "index": tf.train.Feature(int64_list=tf.train.Int64List(value=[index])),
                 "value": tf.train.Feature(float_list=tf.train.FloatList(value=[float(index)]))})).SerializeToString())
-    flags.FLAGS.mark_as_parsed()
-    for name, value in (("output_dir", str(tmp_path)), ("eval_batch_size", 8), ("predict_batch_size", 8)):
-        monkeypatch.setattr(flags.FLAGS, name, value)
     config = modeling.BertConfig(vocab_size=10, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
                                  intermediate_size=8)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-    trainer = training.Trainer(functools.partial(modeling.BertModel, config), strategy=strategy)
+    trainer = training.Trainer(functools.partial(modeling.BertModel, config), strategy, str(tmp_path),
+                               eval_batch_size=8, predict_batch_size=8)
     modeling.save_checkpoint(str(tmp_path / "model.ckpt-0"), modeling.variables_by_name(trainer.model))
     parse = training.parse_records({"index": tf.io.FixedLenFeature([1], tf.int64),
                                     "value": tf.io.FixedLenFeature([1], tf.float32)})
@@ -240,18 +236,15 @@ def compile_as_on_tpu(step, files, parse_batch, batch_size, is_training):
 
 @pytest.fixture
 def tpu_trainer_factory(tmp_path):
-    from absl import flags
-
     import modeling
     import training
 
-    flags.FLAGS.mark_as_parsed()
     config = modeling.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                                  intermediate_size=32, max_position_embeddings=32)
 
     def make(model_class, *args):
-        trainer = training.Trainer(functools.partial(model_class, config, *args), strategy=tf.distribute.get_strategy(),
-                                   output_dir=str(tmp_path / "output"), for_tpu=True)
+        trainer = training.Trainer(functools.partial(model_class, config, *args), tf.distribute.get_strategy(),
+                                   str(tmp_path / "output"), for_tpu=True)
         embeddings = [m for m in trainer.model.submodules if hasattr(m, "use_one_hot_embeddings")]
         assert embeddings and all(m.use_one_hot_embeddings for m in embeddings)
         return trainer
@@ -260,11 +253,10 @@ def tpu_trainer_factory(tmp_path):
 
 
 def test_pretraining_steps_compile_as_on_tpu(tpu_trainer_factory, tmp_path):
-    from conftest import import_script
     import modeling
     import training
 
-    run_pretraining = import_script("run_pretraining")
+    import run_pretraining
     path = str(tmp_path / "records.tfrecord")
     write_zero_records(path, run_pretraining.record_features(16, 4, with_masks=True), 20)
     parse = training.parse_records(run_pretraining.record_features(16, 4, with_masks=True))
@@ -278,11 +270,10 @@ def test_pretraining_steps_compile_as_on_tpu(tpu_trainer_factory, tmp_path):
 
 
 def test_classifier_steps_compile_as_on_tpu(tpu_trainer_factory, tmp_path):
-    from conftest import import_script
     import modeling
     import training
 
-    run_classifier = import_script("run_classifier")
+    import run_classifier
     path = str(tmp_path / "records.tfrecord")
     write_zero_records(path, {**run_classifier.record_features(16, False),
                               "is_real_example": tf.io.FixedLenFeature([], tf.int64)}, 11)
@@ -296,11 +287,10 @@ def test_classifier_steps_compile_as_on_tpu(tpu_trainer_factory, tmp_path):
 
 
 def test_squad_steps_compile_as_on_tpu(tpu_trainer_factory, tmp_path):
-    from conftest import import_script
     import modeling
     import training
 
-    run_squad = import_script("run_squad")
+    import run_squad
     paths = {}
     for is_training in (True, False):
         paths[is_training] = str(tmp_path / f"records-{is_training}.tfrecord")
