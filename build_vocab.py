@@ -32,14 +32,35 @@ import tokenization
 FLAGS = flags.FLAGS
 
 shared_flags.define_input_file("Text files to learn from: a comma-separated list of globs.")
-shared_flags.define_output_file("WordPiece: the vocab.txt to write. SentencePiece: the model prefix (.model and "
-                                ".vocab are added).")
-flags.DEFINE_enum("model_type", "wordpiece", ["wordpiece", "sentencepiece"], "Which kind of vocabulary to learn.")
-flags.DEFINE_integer("vocab_size", 30522, "Number of tokens in the vocabulary, special tokens included.", lower_bound=1)
+shared_flags.define_output_file(
+    "WordPiece: the vocab.txt to write. SentencePiece: the model prefix (.model and "
+    ".vocab are added)."
+)
+flags.DEFINE_enum(
+    "model_type", "wordpiece", ["wordpiece", "sentencepiece"], "Which kind of vocabulary to learn."
+)
+flags.DEFINE_integer(
+    "vocab_size",
+    30522,
+    "Number of tokens in the vocabulary, special tokens included.",
+    lower_bound=1,
+)
 shared_flags.define_do_lower_case("Lower-case (and strip accents from) the text first.")
-flags.DEFINE_integer("min_frequency", 2, "WordPiece: stop merging when the best pair occurs fewer times than this.", lower_bound=1)
-flags.DEFINE_integer("num_unused_tokens", 100, "WordPiece: [unusedN] slots reserved after the special tokens.", lower_bound=0)
-flags.DEFINE_enum("spm_algorithm", "unigram", ["unigram", "bpe"], "SentencePiece: the model's algorithm.")
+flags.DEFINE_integer(
+    "min_frequency",
+    2,
+    "WordPiece: stop merging when the best pair occurs fewer times than this.",
+    lower_bound=1,
+)
+flags.DEFINE_integer(
+    "num_unused_tokens",
+    100,
+    "WordPiece: [unusedN] slots reserved after the special tokens.",
+    lower_bound=0,
+)
+flags.DEFINE_enum(
+    "spm_algorithm", "unigram", ["unigram", "bpe"], "SentencePiece: the model's algorithm."
+)
 
 SPECIAL_TOKENS = ("[PAD]", tokenization.UNKNOWN_TOKEN, "[CLS]", "[SEP]", "[MASK]")
 CONTINUATION_PREFIX = "##"
@@ -69,7 +90,9 @@ def learn_wordpiece_vocab(word_counts, vocab_size, min_frequency=2, reserved_tok
     """
     words = [(word, count) for word, count in sorted(word_counts.items())]
     pieces_of_word = [[w[0]] + [CONTINUATION_PREFIX + c for c in w[1:]] for w, _ in words]
-    alphabet = sorted({piece for pieces in pieces_of_word for piece in pieces} - set(reserved_tokens))
+    alphabet = sorted(
+        {piece for pieces in pieces_of_word for piece in pieces} - set(reserved_tokens)
+    )
     vocab = list(reserved_tokens) + alphabet
     known = set(vocab)
 
@@ -90,7 +113,7 @@ def learn_wordpiece_vocab(word_counts, vocab_size, min_frequency=2, reserved_tok
             continue
         if -negative_count < min_frequency:
             break
-        merged = pair[0] + pair[1][len(CONTINUATION_PREFIX):]
+        merged = pair[0] + pair[1][len(CONTINUATION_PREFIX) :]
         if merged not in known:
             vocab.append(merged)
             known.add(merged)
@@ -133,15 +156,31 @@ def train_sentencepiece(paths, model_prefix, vocab_size, do_lower_case, algorith
     sentences = (line for path in paths for line in tokenization.read_text_lines(path))
     try:
         sentencepiece.SentencePieceTrainer.Train(
-            sentence_iterator=sentences, model_writer=model, vocab_size=vocab_size, model_type=algorithm,
-            pad_id=0, unk_id=1, bos_id=-1, eos_id=-1, pad_piece="[PAD]", unk_piece=tokenization.UNKNOWN_TOKEN,
+            sentence_iterator=sentences,
+            model_writer=model,
+            vocab_size=vocab_size,
+            model_type=algorithm,
+            pad_id=0,
+            unk_id=1,
+            bos_id=-1,
+            eos_id=-1,
+            pad_piece="[PAD]",
+            unk_piece=tokenization.UNKNOWN_TOKEN,
             user_defined_symbols=["[CLS]", "[SEP]", "[MASK]"],
             normalization_rule_name="nmt_nfkc_cf" if do_lower_case else "nmt_nfkc",
-            input_sentence_size=10_000_000, shuffle_input_sentence=True, minloglevel=2)
+            input_sentence_size=10_000_000,
+            shuffle_input_sentence=True,
+            minloglevel=2,
+        )
     except RuntimeError as error:
-        raise errors.InputError(f"--input_file: SentencePiece training failed ({str(error).splitlines()[0]})") from None
+        raise errors.InputError(
+            f"--input_file: SentencePiece training failed ({str(error).splitlines()[0]})"
+        ) from None
     processor = sentencepiece.SentencePieceProcessor(model_proto=model.getvalue())
-    vocab = "".join(f"{processor.IdToPiece(i)}\t{processor.GetScore(i):g}\n" for i in range(processor.GetPieceSize()))
+    vocab = "".join(
+        f"{processor.IdToPiece(i)}\t{processor.GetScore(i):g}\n"
+        for i in range(processor.GetPieceSize())
+    )
     file_io.write_bytes_atomically(model_prefix + ".model", model.getvalue())
     file_io.write_text_atomically(model_prefix + ".vocab", vocab)
 
@@ -152,13 +191,22 @@ def main(argv):
         if not getattr(FLAGS, name):
             raise errors.InputError(f"--{name} is required")
     if FLAGS.vocab_size <= len(SPECIAL_TOKENS):
-        raise errors.InputError(f"--vocab_size={FLAGS.vocab_size} leaves no room beside the special tokens")
+        raise errors.InputError(
+            f"--vocab_size={FLAGS.vocab_size} leaves no room beside the special tokens"
+        )
     file_io.check_output_directory(FLAGS.output_file, "output_file")
     paths = file_io.expand_input_files(FLAGS.input_file, "input_file")
-    logging.info("Learning a %s vocabulary of %d from %d files", FLAGS.model_type, FLAGS.vocab_size, len(paths))
+    logging.info(
+        "Learning a %s vocabulary of %d from %d files",
+        FLAGS.model_type,
+        FLAGS.vocab_size,
+        len(paths),
+    )
 
     if FLAGS.model_type == "sentencepiece":
-        train_sentencepiece(paths, FLAGS.output_file, FLAGS.vocab_size, FLAGS.do_lower_case, FLAGS.spm_algorithm)
+        train_sentencepiece(
+            paths, FLAGS.output_file, FLAGS.vocab_size, FLAGS.do_lower_case, FLAGS.spm_algorithm
+        )
         logging.info("Wrote %s.model and %s.vocab", FLAGS.output_file, FLAGS.output_file)
         return
 
@@ -166,9 +214,16 @@ def main(argv):
     if not word_counts:
         raise errors.InputError(f"--input_file: {FLAGS.input_file} holds no text")
     unused = tuple(f"[unused{i}]" for i in range(FLAGS.num_unused_tokens))
-    vocab = learn_wordpiece_vocab(word_counts, FLAGS.vocab_size, FLAGS.min_frequency, SPECIAL_TOKENS + unused)
+    vocab = learn_wordpiece_vocab(
+        word_counts, FLAGS.vocab_size, FLAGS.min_frequency, SPECIAL_TOKENS + unused
+    )
     file_io.write_text_atomically(FLAGS.output_file, "".join(f"{token}\n" for token in vocab))
-    logging.info("Wrote %d tokens (%d distinct words seen) to %s", len(vocab), len(word_counts), FLAGS.output_file)
+    logging.info(
+        "Wrote %d tokens (%d distinct words seen) to %s",
+        len(vocab),
+        len(word_counts),
+        FLAGS.output_file,
+    )
 
 
 if __name__ == "__main__":

@@ -50,19 +50,41 @@ shared_flags.define_spm_model_file()
 shared_flags.define_max_seq_length()
 shared_flags.define_masking_flags()
 shared_flags.define_random_seed()
-flags.DEFINE_bool("do_whole_word_mask", False, "Whether to mask all of the word pieces of a word at once.")
-flags.DEFINE_integer("dupe_factor", 10, "Number of times to duplicate the input data (with different masks).", lower_bound=1)
-flags.DEFINE_float("short_seq_prob", 0.1, "Probability of creating sequences shorter than the maximum length.", lower_bound=0.0, upper_bound=1.0)
+flags.DEFINE_bool(
+    "do_whole_word_mask", False, "Whether to mask all of the word pieces of a word at once."
+)
+flags.DEFINE_integer(
+    "dupe_factor",
+    10,
+    "Number of times to duplicate the input data (with different masks).",
+    lower_bound=1,
+)
+flags.DEFINE_float(
+    "short_seq_prob",
+    0.1,
+    "Probability of creating sequences shorter than the maximum length.",
+    lower_bound=0.0,
+    upper_bound=1.0,
+)
 flags.DEFINE_integer("num_workers", 1, "Processes building shards in parallel.", lower_bound=1)
-flags.DEFINE_integer("documents_per_shard", 2000, "Documents a shard holds: the unit of memory, parallelism and "
-                                                  "random-next sampling. Changing it changes the output.", lower_bound=1)
+flags.DEFINE_integer(
+    "documents_per_shard",
+    2000,
+    "Documents a shard holds: the unit of memory, parallelism and "
+    "random-next sampling. Changing it changes the output.",
+    lower_bound=1,
+)
 flags.DEFINE_integer("log_first_instances", 20, "How many instances to log in full.", lower_bound=0)
 
 TrainingInstance = collections.namedtuple(
-    "TrainingInstance", ["input_ids", "segment_ids", "masked_lm_positions", "masked_lm_ids", "is_random_next"])
+    "TrainingInstance",
+    ["input_ids", "segment_ids", "masked_lm_positions", "masked_lm_ids", "is_random_next"],
+)
 # What masking needs of the vocabulary, all as ids: `continues_word[id]` is whether that piece
 # continues the word before it (WordPiece `##`, or a SentencePiece piece without `▁`).
-MaskingVocab = collections.namedtuple("MaskingVocab", ["cls_id", "sep_id", "mask_id", "size", "continues_word"])
+MaskingVocab = collections.namedtuple(
+    "MaskingVocab", ["cls_id", "sep_id", "mask_id", "size", "continues_word"]
+)
 
 
 def masking_vocab(tokenizer, spm):
@@ -71,11 +93,16 @@ def masking_vocab(tokenizer, spm):
         if token not in vocab:
             raise errors.InputError(f"the vocabulary has no {token} token")
     tokens = tokenizer.convert_ids_to_tokens(range(len(vocab)))
-    continues = [not t.startswith("\u2581") for t in tokens] if spm else [t.startswith("##") for t in tokens]
+    continues = (
+        [not t.startswith("\u2581") for t in tokens]
+        if spm
+        else [t.startswith("##") for t in tokens]
+    )
     return MaskingVocab(vocab["[CLS]"], vocab["[SEP]"], vocab["[MASK]"], len(vocab), continues)
 
 
 # The pieces of one instance.
+
 
 def truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng):
     """Trims the longer list one token at a time, from the front or the back at random, in place."""
@@ -100,8 +127,9 @@ def _random_order(items, rng):
         yield items[i]
 
 
-def create_masked_lm_predictions(input_ids, masked_lm_prob, max_predictions_per_seq, vocab, rng,
-                                 do_whole_word_mask=False):
+def create_masked_lm_predictions(
+    input_ids, masked_lm_prob, max_predictions_per_seq, vocab, rng, do_whole_word_mask=False
+):
     """Masks token ids as the reference masks tokens.
 
     Candidates are every token but [CLS] and [SEP] (whole words under whole-word masking: a piece
@@ -117,12 +145,19 @@ def create_masked_lm_predictions(input_ids, masked_lm_prob, max_predictions_per_
     for index, token_id in enumerate(input_ids):
         if token_id == vocab.cls_id or token_id == vocab.sep_id:
             continue
-        if do_whole_word_mask and candidates and vocab.continues_word[token_id] and candidates[-1][-1] == index - 1:
+        if (
+            do_whole_word_mask
+            and candidates
+            and vocab.continues_word[token_id]
+            and candidates[-1][-1] == index - 1
+        ):
             candidates[-1].append(index)
         else:
             candidates.append([index])
     output_ids = list(input_ids)
-    num_to_predict = min(max_predictions_per_seq, max(1, int(round(len(input_ids) * masked_lm_prob))))
+    num_to_predict = min(
+        max_predictions_per_seq, max(1, int(round(len(input_ids) * masked_lm_prob)))
+    )
     masked = []
     for indexes in _random_order(candidates, rng):
         if len(masked) >= num_to_predict:
@@ -166,7 +201,7 @@ def create_instances_from_document(documents, document_index, settings, vocab, r
                     if random_document_index != document_index:
                         break
                 random_document = documents[random_document_index]
-                for sentence in random_document[rng.randint(0, len(random_document) - 1):]:
+                for sentence in random_document[rng.randint(0, len(random_document) - 1) :]:
                     tokens_b.extend(sentence)
                     if len(tokens_b) >= target_b_length:
                         break
@@ -180,9 +215,16 @@ def create_instances_from_document(documents, document_index, settings, vocab, r
                 input_ids = [vocab.cls_id] + tokens_a + [vocab.sep_id] + tokens_b + [vocab.sep_id]
                 segment_ids = [0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1)
                 input_ids, positions, labels = create_masked_lm_predictions(
-                    input_ids, settings.masked_lm_prob, settings.max_predictions_per_seq, vocab, rng,
-                    settings.do_whole_word_mask)
-                instances.append(TrainingInstance(input_ids, segment_ids, positions, labels, is_random_next))
+                    input_ids,
+                    settings.masked_lm_prob,
+                    settings.max_predictions_per_seq,
+                    vocab,
+                    rng,
+                    settings.do_whole_word_mask,
+                )
+                instances.append(
+                    TrainingInstance(input_ids, segment_ids, positions, labels, is_random_next)
+                )
             else:
                 counters["skipped_empty_side"] += 1
             current_chunk, current_length = [], 0
@@ -191,6 +233,7 @@ def create_instances_from_document(documents, document_index, settings, vocab, r
 
 
 # tf.train.Example, serialized by hand: protobuf objects would cost more than building instances.
+
 
 def _varint(value):
     out = bytearray()
@@ -210,9 +253,11 @@ _VARINTS = [_varint(value) for value in range(1 << 16)]
 
 def _length_delimited(field_number, payload):
     size = len(payload)
-    return _VARINTS[field_number << 3 | 2] + (_VARINTS[size] if size < 65536 else _varint(size)) + payload
-
-
+    return (
+        _VARINTS[field_number << 3 | 2]
+        + (_VARINTS[size] if size < 65536 else _varint(size))
+        + payload
+    )
 
 
 def _packed_varints(values):
@@ -234,20 +279,45 @@ def serialize_instance(instance, max_seq_length, max_predictions_per_seq):
         _feature("input_ids", _packed_varints(instance.input_ids) + padding, False)
         + _feature("input_mask", b"\x01" * length + padding, False)
         + _feature("segment_ids", bytes(instance.segment_ids) + padding, False)
-        + _feature("masked_lm_positions", _packed_varints(instance.masked_lm_positions) + prediction_padding, False)
-        + _feature("masked_lm_ids", _packed_varints(instance.masked_lm_ids) + prediction_padding, False)
-        + _feature("masked_lm_weights", struct.pack(f"<{max_predictions_per_seq}f", *(
-            [1.0] * predictions + [0.0] * (max_predictions_per_seq - predictions))), True)
-        + _feature("next_sentence_labels", b"\x01" if instance.is_random_next else b"\x00", False))
+        + _feature(
+            "masked_lm_positions",
+            _packed_varints(instance.masked_lm_positions) + prediction_padding,
+            False,
+        )
+        + _feature(
+            "masked_lm_ids", _packed_varints(instance.masked_lm_ids) + prediction_padding, False
+        )
+        + _feature(
+            "masked_lm_weights",
+            struct.pack(
+                f"<{max_predictions_per_seq}f",
+                *([1.0] * predictions + [0.0] * (max_predictions_per_seq - predictions)),
+            ),
+            True,
+        )
+        + _feature("next_sentence_labels", b"\x01" if instance.is_random_next else b"\x00", False)
+    )
     return _length_delimited(1, features)
 
 
 # Shards.
 
-Settings = collections.namedtuple("Settings", [
-    "vocab_file", "spm_model_file", "do_lower_case", "do_whole_word_mask", "max_seq_length",
-    "max_predictions_per_seq", "random_seed", "dupe_factor", "masked_lm_prob", "short_seq_prob",
-    "log_first_instances"])
+Settings = collections.namedtuple(
+    "Settings",
+    [
+        "vocab_file",
+        "spm_model_file",
+        "do_lower_case",
+        "do_whole_word_mask",
+        "max_seq_length",
+        "max_predictions_per_seq",
+        "random_seed",
+        "dupe_factor",
+        "masked_lm_prob",
+        "short_seq_prob",
+        "log_first_instances",
+    ],
+)
 
 _worker_tokenizer = None
 
@@ -256,7 +326,9 @@ def _tokenizer(settings):
     """One tokenizer (and its masking vocabulary) per process, built on first use."""
     global _worker_tokenizer
     if _worker_tokenizer is None:
-        tokenizer = tokenization.load_tokenizer(settings.vocab_file, settings.do_lower_case, settings.spm_model_file)
+        tokenizer = tokenization.load_tokenizer(
+            settings.vocab_file, settings.do_lower_case, settings.spm_model_file
+        )
         _worker_tokenizer = tokenizer, masking_vocab(tokenizer, bool(settings.spm_model_file))
     return _worker_tokenizer
 
@@ -270,7 +342,11 @@ def build_shard(settings, shard_index, raw_documents):
     rng = random.Random(f"{settings.random_seed}:{shard_index}")
     documents = []
     for lines in raw_documents:
-        sentences = [tokenizer.convert_tokens_to_ids(tokens) for tokens in map(tokenizer.tokenize, lines) if tokens]
+        sentences = [
+            tokenizer.convert_tokens_to_ids(tokens)
+            for tokens in map(tokenizer.tokenize, lines)
+            if tokens
+        ]
         if sentences:
             documents.append(sentences)
     rng.shuffle(documents)
@@ -279,22 +355,32 @@ def build_shard(settings, shard_index, raw_documents):
     if documents:
         for _ in range(settings.dupe_factor):
             for document_index in range(len(documents)):
-                instances.extend(create_instances_from_document(documents, document_index, settings, vocab, rng,
-                                                                counters))
+                instances.extend(
+                    create_instances_from_document(
+                        documents, document_index, settings, vocab, rng, counters
+                    )
+                )
     rng.shuffle(instances)
-    serialized = [serialize_instance(instance, settings.max_seq_length, settings.max_predictions_per_seq)
-                  for instance in instances]
+    serialized = [
+        serialize_instance(instance, settings.max_seq_length, settings.max_predictions_per_seq)
+        for instance in instances
+    ]
     counters["documents"] = len(raw_documents)
     counters["instances"] = len(instances)
     counters["tokens"] = sum(len(instance.input_ids) for instance in instances)
     counters["predictions"] = sum(len(instance.masked_lm_positions) for instance in instances)
     counters["maskable_tokens"] = sum(len(instance.input_ids) - 3 for instance in instances)
     counters["random_next"] = sum(instance.is_random_next for instance in instances)
-    examples = [{"tokens": " ".join(tokenizer.convert_ids_to_tokens(i.input_ids)),
-                 "segment_ids": " ".join(map(str, i.segment_ids)), "is_random_next": i.is_random_next,
-                 "masked_lm_positions": " ".join(map(str, i.masked_lm_positions)),
-                 "masked_lm_labels": " ".join(tokenizer.convert_ids_to_tokens(i.masked_lm_ids))}
-                for i in instances[:settings.log_first_instances]]
+    examples = [
+        {
+            "tokens": " ".join(tokenizer.convert_ids_to_tokens(i.input_ids)),
+            "segment_ids": " ".join(map(str, i.segment_ids)),
+            "is_random_next": i.is_random_next,
+            "masked_lm_positions": " ".join(map(str, i.masked_lm_positions)),
+            "masked_lm_labels": " ".join(tokenizer.convert_ids_to_tokens(i.masked_lm_ids)),
+        }
+        for i in instances[: settings.log_first_instances]
+    ]
     return serialized, counters, examples
 
 
@@ -363,46 +449,83 @@ def main(argv):
             raise errors.InputError(f"--output_file: {path} is also an input file")
         file_io.check_output_directory(path, "output_file")
     if FLAGS.max_seq_length < 5:
-        raise errors.InputError(f"--max_seq_length={FLAGS.max_seq_length} leaves no room for two segments")
+        raise errors.InputError(
+            f"--max_seq_length={FLAGS.max_seq_length} leaves no room for two segments"
+        )
     expected_predictions = int(round(FLAGS.max_seq_length * FLAGS.masked_lm_prob))
     if FLAGS.max_predictions_per_seq < expected_predictions:
-        logging.warning("--max_predictions_per_seq=%d is below max_seq_length × masked_lm_prob = %d: full-length "
-                        "sequences will have fewer than %.0f%% of their tokens masked", FLAGS.max_predictions_per_seq,
-                        expected_predictions, FLAGS.masked_lm_prob * 100)
-    settings = Settings(FLAGS.vocab_file, FLAGS.spm_model_file, FLAGS.do_lower_case, FLAGS.do_whole_word_mask,
-                        FLAGS.max_seq_length, FLAGS.max_predictions_per_seq, FLAGS.random_seed, FLAGS.dupe_factor,
-                        FLAGS.masked_lm_prob, FLAGS.short_seq_prob, FLAGS.log_first_instances)
+        logging.warning(
+            "--max_predictions_per_seq=%d is below max_seq_length × masked_lm_prob = %d: full-length "
+            "sequences will have fewer than %.0f%% of their tokens masked",
+            FLAGS.max_predictions_per_seq,
+            expected_predictions,
+            FLAGS.masked_lm_prob * 100,
+        )
+    settings = Settings(
+        FLAGS.vocab_file,
+        FLAGS.spm_model_file,
+        FLAGS.do_lower_case,
+        FLAGS.do_whole_word_mask,
+        FLAGS.max_seq_length,
+        FLAGS.max_predictions_per_seq,
+        FLAGS.random_seed,
+        FLAGS.dupe_factor,
+        FLAGS.masked_lm_prob,
+        FLAGS.short_seq_prob,
+        FLAGS.log_first_instances,
+    )
     _tokenizer(settings)  # fails early on a bad vocabulary, before any worker starts
 
     totals = collections.Counter()
     started = last_log = time.time()
     logged = 0
     with contextlib.ExitStack() as stack:
-        temporary_files = [stack.enter_context(file_io.atomic_output(path)) for path in output_files]
+        temporary_files = [
+            stack.enter_context(file_io.atomic_output(path)) for path in output_files
+        ]
         writers = [stack.enter_context(file_io.TFRecordWriter(path)) for path in temporary_files]
         for serialized, counters, examples in built_shards(
-                settings, read_document_shards(input_files, FLAGS.documents_per_shard), FLAGS.num_workers):
+            settings,
+            read_document_shards(input_files, FLAGS.documents_per_shard),
+            FLAGS.num_workers,
+        ):
             for example in serialized:
                 writers[totals["instances"] % len(writers)].write(example)
                 totals["instances"] += 1
             totals.update({k: v for k, v in counters.items() if k != "instances"})
-            for example in examples[:max(0, FLAGS.log_first_instances - logged)]:
-                logging.info("*** Example ***\n%s", "\n".join(f"{k}: {v}" for k, v in example.items()))
+            for example in examples[: max(0, FLAGS.log_first_instances - logged)]:
+                logging.info(
+                    "*** Example ***\n%s", "\n".join(f"{k}: {v}" for k, v in example.items())
+                )
                 logged += 1
             if time.time() - last_log > 10:
                 last_log = time.time()
-                logging.info("%d documents, %d instances, %.0f instances/s", totals["documents"], totals["instances"],
-                             totals["instances"] / (last_log - started))
+                logging.info(
+                    "%d documents, %d instances, %.0f instances/s",
+                    totals["documents"],
+                    totals["instances"],
+                    totals["instances"] / (last_log - started),
+                )
         if not totals["instances"]:
-            raise errors.InputError(f"--input_file: {FLAGS.input_file} gave no instances (no non-empty documents?)")
+            raise errors.InputError(
+                f"--input_file: {FLAGS.input_file} gave no instances (no non-empty documents?)"
+            )
     elapsed = time.time() - started
     logging.info(
         "Wrote %d instances to %d files in %.1f s (%.0f instances/s): %d documents, %d tokens, %.2f%% of non-special "
         "tokens masked, %.1f%% random next sentences, %.1f%% short target lengths, %d instances skipped for an "
-        "empty side", totals["instances"], len(output_files), elapsed, totals["instances"] / elapsed,
-        totals["documents"], totals["tokens"], 100 * totals["predictions"] / max(1, totals["maskable_tokens"]),
-        100 * totals["random_next"] / totals["instances"], 100 * totals["short_targets"] / max(1, totals["targets"]),
-        totals["skipped_empty_side"])
+        "empty side",
+        totals["instances"],
+        len(output_files),
+        elapsed,
+        totals["instances"] / elapsed,
+        totals["documents"],
+        totals["tokens"],
+        100 * totals["predictions"] / max(1, totals["maskable_tokens"]),
+        100 * totals["random_next"] / totals["instances"],
+        100 * totals["short_targets"] / max(1, totals["targets"]),
+        totals["skipped_empty_side"],
+    )
 
 
 if __name__ == "__main__":

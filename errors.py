@@ -26,8 +26,14 @@ def _storage_errors():
     tf = sys.modules.get("tensorflow")
     if tf is None:
         return (OSError,)
-    return (OSError, tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.PermissionDeniedError,
-            tf.errors.ResourceExhaustedError, tf.errors.OutOfRangeError)
+    return (
+        OSError,
+        tf.errors.DataLossError,
+        tf.errors.NotFoundError,
+        tf.errors.PermissionDeniedError,
+        tf.errors.ResourceExhaustedError,
+        tf.errors.OutOfRangeError,
+    )
 
 
 def describe(error, with_file=True):
@@ -35,12 +41,21 @@ def describe(error, with_file=True):
     first, with_file). From a compiled function TensorFlow's message opens with `Graph execution
     error:` and the Python stack of the failing op; the reason is the line after that stack."""
     if isinstance(error, OSError) and error.strerror:
-        return f"{error.filename}: {error.strerror}" if with_file and error.filename else error.strerror
+        return (
+            f"{error.filename}: {error.strerror}"
+            if with_file and error.filename
+            else error.strerror
+        )
     message = getattr(error, "message", None) or str(error) or type(error).__name__
     lines = message.strip().splitlines() or [type(error).__name__]
     if lines[0].strip() == "Graph execution error:":
-        stackless = [line for line in lines[1:] if line.strip() and not line.startswith((" ", "\t", "[["))
-                     and not line.startswith("Detected at node")]
+        stackless = [
+            line
+            for line in lines[1:]
+            if line.strip()
+            and not line.startswith((" ", "\t", "[["))
+            and not line.startswith("Detected at node")
+        ]
         lines = stackless[-1:] or lines
     return re.sub(r"\{\{[^}]*\}\}\s*", "", lines[0].strip()).split(" [Op:")[0]
 

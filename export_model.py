@@ -46,11 +46,17 @@ FLAGS = flags.FLAGS
 shared_flags.define_model_flags()
 shared_flags.define_vocab_flags()
 shared_flags.define_max_seq_length()
-shared_flags.define_label_list("The classifier's labels, in the order of its outputs (default 0, 1, ...).")
+shared_flags.define_label_list(
+    "The classifier's labels, in the order of its outputs (default 0, 1, ...)."
+)
 flags.DEFINE_string("export_dir", None, "Where to write encoder/, preprocess/ and classifier/1/.")
 
 INT_MATRIX = tf.TensorSpec([None, None], tf.int32)
-ENCODER_INPUTS = {"input_word_ids": INT_MATRIX, "input_mask": INT_MATRIX, "input_type_ids": INT_MATRIX}
+ENCODER_INPUTS = {
+    "input_word_ids": INT_MATRIX,
+    "input_mask": INT_MATRIX,
+    "input_type_ids": INT_MATRIX,
+}
 
 
 class BertPacker(tf.Module):
@@ -68,10 +74,15 @@ class BertPacker(tf.Module):
         """segments: list of int ragged [B, (words), (pieces)] or [B, (pieces)] → dict of int32 [B, seq_length]."""
         import tensorflow_text
 
-        segments = [tf.cast(s.merge_dims(-2, -1) if s.shape.rank == 3 else s, tf.int32) for s in segments]
-        trimmed = tensorflow_text.RoundRobinTrimmer(max_seq_length=seq_length - len(segments) - 1).trim(segments)
-        ids, type_ids = tensorflow_text.combine_segments(trimmed, start_of_sequence_id=self.cls_id,
-                                                         end_of_segment_id=self.sep_id)
+        segments = [
+            tf.cast(s.merge_dims(-2, -1) if s.shape.rank == 3 else s, tf.int32) for s in segments
+        ]
+        trimmed = tensorflow_text.RoundRobinTrimmer(
+            max_seq_length=seq_length - len(segments) - 1
+        ).trim(segments)
+        ids, type_ids = tensorflow_text.combine_segments(
+            trimmed, start_of_sequence_id=self.cls_id, end_of_segment_id=self.sep_id
+        )
         word_ids, mask = tensorflow_text.pad_model_inputs(ids, max_seq_length=seq_length)
         type_ids, _ = tensorflow_text.pad_model_inputs(type_ids, max_seq_length=seq_length)
         return {"input_word_ids": word_ids, "input_mask": mask, "input_type_ids": type_ids}
@@ -83,8 +94,12 @@ class GraphTokenizer(tf.Module):
     def __init__(self, full_tokenizer):
         super().__init__()
         self.fast = tokenization.FastBatchTokenizer(full_tokenizer)
-        self.fast_wordpiece = self.fast.fast_wordpiece  # tracked, so that SavedModels keep its model
-        self.is_continuation = tf.constant([token.startswith("##") for token in full_tokenizer.vocab])
+        self.fast_wordpiece = (
+            self.fast.fast_wordpiece
+        )  # tracked, so that SavedModels keep its model
+        self.is_continuation = tf.constant(
+            [token.startswith("##") for token in full_tokenizer.vocab]
+        )
 
     def pieces(self, texts):
         """texts: string [B] → int32 ragged [B, (pieces)]."""
@@ -96,11 +111,17 @@ class GraphTokenizer(tf.Module):
         flat = pieces.flat_values
         starts_word = tf.logical_not(tf.gather(self.is_continuation, flat))
         # A text's first piece starts a word even if it is a "##" piece.
-        starts_word = tf.tensor_scatter_nd_update(starts_word, pieces.row_starts()[:, tf.newaxis],
-                                                  tf.ones_like(pieces.row_starts(), tf.bool))
-        by_word = tf.RaggedTensor.from_row_starts(flat, tf.cast(tf.where(starts_word)[:, 0], tf.int64))
-        words_per_text = tf.math.unsorted_segment_sum(tf.cast(starts_word, tf.int64), pieces.value_rowids(),
-                                                      pieces.nrows())
+        starts_word = tf.tensor_scatter_nd_update(
+            starts_word,
+            pieces.row_starts()[:, tf.newaxis],
+            tf.ones_like(pieces.row_starts(), tf.bool),
+        )
+        by_word = tf.RaggedTensor.from_row_starts(
+            flat, tf.cast(tf.where(starts_word)[:, 0], tf.int64)
+        )
+        words_per_text = tf.math.unsorted_segment_sum(
+            tf.cast(starts_word, tf.int64), pieces.value_rowids(), pieces.nrows()
+        )
         return tf.RaggedTensor.from_row_lengths(by_word, words_per_text)
 
 
@@ -125,9 +146,18 @@ def encoder_export(bert, vocab_file, do_lower_case, config_file):
 
     @tf.function
     def call(inputs, training=False):
-        outputs = bert(inputs["input_word_ids"], inputs["input_mask"], inputs["input_type_ids"], training=training)
-        return {"pooled_output": outputs.pooled_output, "sequence_output": outputs.sequence_output,
-                "encoder_outputs": outputs.all_encoder_layers, "default": outputs.pooled_output}
+        outputs = bert(
+            inputs["input_word_ids"],
+            inputs["input_mask"],
+            inputs["input_type_ids"],
+            training=training,
+        )
+        return {
+            "pooled_output": outputs.pooled_output,
+            "sequence_output": outputs.sequence_output,
+            "encoder_outputs": outputs.all_encoder_layers,
+            "default": outputs.pooled_output,
+        }
 
     for training_mode in (False, True):
         call.get_concrete_function(ENCODER_INPUTS, training=training_mode)
@@ -145,14 +175,18 @@ def preprocess_export(graph_tokenizer, packer, vocab_file, do_lower_case, seq_le
     texts = tf.TensorSpec([None], tf.string)
 
     export.tokenize = tf.function(export.tokenizer.words, input_signature=[texts])
-    export.__call__ = tf.function(lambda strings: export.packer([export.tokenizer.words(strings)], seq_length),
-                                  input_signature=[texts])
+    export.__call__ = tf.function(
+        lambda strings: export.packer([export.tokenizer.words(strings)], seq_length),
+        input_signature=[texts],
+    )
 
     @tf.function
     def bert_pack_inputs(inputs, seq_length=seq_length):
         return export.packer(inputs, seq_length)
 
-    words = tf.RaggedTensorSpec([None, None, None], tf.int32, ragged_rank=2, row_splits_dtype=tf.int64)
+    words = tf.RaggedTensorSpec(
+        [None, None, None], tf.int32, ragged_rank=2, row_splits_dtype=tf.int64
+    )
     pieces = tf.RaggedTensorSpec([None, None], tf.int32, ragged_rank=1, row_splits_dtype=tf.int64)
     length = tf.TensorSpec([], tf.int32)
     for spec in (words, pieces):
@@ -171,12 +205,19 @@ def classifier_export(model, graph_tokenizer, packer, labels, seq_length):
 
     def classify(segments):
         inputs = export.packer([export.tokenizer.pieces(s) for s in segments], seq_length)
-        probabilities = tf.nn.softmax(model(inputs["input_word_ids"], inputs["input_mask"], inputs["input_type_ids"]))
-        return {"probabilities": probabilities, "label": tf.gather(export.labels, tf.argmax(probabilities, axis=-1))}
+        probabilities = tf.nn.softmax(
+            model(inputs["input_word_ids"], inputs["input_mask"], inputs["input_type_ids"])
+        )
+        return {
+            "probabilities": probabilities,
+            "label": tf.gather(export.labels, tf.argmax(probabilities, axis=-1)),
+        }
 
     texts = tf.TensorSpec([None], tf.string)
     export.serve = tf.function(lambda text: classify([text]), input_signature=[texts])
-    export.serve_pairs = tf.function(lambda text_a, text_b: classify([text_a, text_b]), input_signature=[texts, texts])
+    export.serve_pairs = tf.function(
+        lambda text_a, text_b: classify([text_a, text_b]), input_signature=[texts, texts]
+    )
     return export, {"serving_default": export.serve, "serve_pairs": export.serve_pairs}
 
 
@@ -204,31 +245,42 @@ def main(argv):
     tokenization.validate_case_matches_checkpoint(FLAGS.do_lower_case, FLAGS.init_checkpoint)
     tokenizer = tokenization.FullTokenizer(FLAGS.vocab_file, FLAGS.do_lower_case)
     if len(tokenizer.vocab) != config.vocab_size:
-        raise errors.InputError(f"--vocab_file={FLAGS.vocab_file} has {len(tokenizer.vocab)} tokens but "
-                                f"{FLAGS.bert_config_file} says vocab_size {config.vocab_size}")
+        raise errors.InputError(
+            f"--vocab_file={FLAGS.vocab_file} has {len(tokenizer.vocab)} tokens but "
+            f"{FLAGS.bert_config_file} says vocab_size {config.vocab_size}"
+        )
     checkpoint = modeling.resolve_checkpoint(FLAGS.init_checkpoint)
     shapes = modeling.checkpoint_shapes(checkpoint)
     file_io.prepare_output_dir(FLAGS.export_dir, "export_dir")
 
     bert = modeling.BertModel(config)
     modeling.load_checkpoint(checkpoint, modeling.variables_by_name(bert))
-    save_atomically(encoder_export(bert, FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.bert_config_file),
-                    os.path.join(FLAGS.export_dir, "encoder"))
+    save_atomically(
+        encoder_export(bert, FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.bert_config_file),
+        os.path.join(FLAGS.export_dir, "encoder"),
+    )
     # One in-graph tokenizer for both exports: building it checks every ASCII character both ways.
     graph_tokenizer = GraphTokenizer(tokenizer)
     packer = BertPacker(tokenizer.vocab["[CLS]"], tokenizer.vocab["[SEP]"])
-    save_atomically(preprocess_export(graph_tokenizer, packer, FLAGS.vocab_file, FLAGS.do_lower_case,
-                                      FLAGS.max_seq_length),
-                    os.path.join(FLAGS.export_dir, "preprocess"))
+    save_atomically(
+        preprocess_export(
+            graph_tokenizer, packer, FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.max_seq_length
+        ),
+        os.path.join(FLAGS.export_dir, "preprocess"),
+    )
     if "output_weights" in shapes:
         num_labels = shapes["output_weights"][0]
         labels = FLAGS.label_list or [str(i) for i in range(num_labels)]
         if len(labels) != num_labels:
-            raise errors.InputError(f"--label_list has {len(labels)} labels but the classifier in {checkpoint} "
-                                    f"has {num_labels} outputs")
+            raise errors.InputError(
+                f"--label_list has {len(labels)} labels but the classifier in {checkpoint} "
+                f"has {num_labels} outputs"
+            )
         model = modeling.BertClassifierModel(config, num_labels, encoder=bert)
         modeling.load_checkpoint(checkpoint, modeling.variables_by_name(model))
-        export, signatures = classifier_export(model, graph_tokenizer, packer, labels, FLAGS.max_seq_length)
+        export, signatures = classifier_export(
+            model, graph_tokenizer, packer, labels, FLAGS.max_seq_length
+        )
         file_io.makedirs(os.path.join(FLAGS.export_dir, "classifier"), "--export_dir: ")
         save_atomically(export, os.path.join(FLAGS.export_dir, "classifier", "1"), signatures)
 

@@ -43,14 +43,25 @@ shared_flags.define_model_flags()
 shared_flags.define_strategy_flags()
 shared_flags.define_vocab_flags()
 shared_flags.define_max_seq_length()
-shared_flags.define_input_file("Text to extract features of: one text (or `text_a ||| text_b`) a line.")
+shared_flags.define_input_file(
+    "Text to extract features of: one text (or `text_a ||| text_b`) a line."
+)
 shared_flags.define_output_file("The JSON lines file to write.")
-flags.DEFINE_string("layers", "-1,-2,-3,-4", "Comma-separated encoder layer indexes (negative from the last).")
+flags.DEFINE_string(
+    "layers", "-1,-2,-3,-4", "Comma-separated encoder layer indexes (negative from the last)."
+)
 flags.DEFINE_integer("batch_size", 32, "Batch size for predictions.", lower_bound=1)
-flags.DEFINE_bool("use_one_hot_embeddings", False, "Look embeddings up by a one-hot matmul (faster on TPU, "
-                                                   "where it is always done).")
-flags.DEFINE_enum("pooling", "none", ["none", "cls", "mean"], "none: every token's vectors (the reference); cls or "
-                                                              "mean: one vector per line.")
+flags.DEFINE_bool(
+    "use_one_hot_embeddings",
+    False,
+    "Look embeddings up by a one-hot matmul (faster on TPU, where it is always done).",
+)
+flags.DEFINE_enum(
+    "pooling",
+    "none",
+    ["none", "cls", "mean"],
+    "none: every token's vectors (the reference); cls or mean: one vector per line.",
+)
 flags.DEFINE_bool("normalize", False, "With --pooling: L2-normalise each line's vector.")
 
 PAIR_PATTERN = re.compile(r"^(.*) \|\|\| (.*)$")
@@ -61,12 +72,16 @@ def parse_layers(value, num_hidden_layers):
     try:
         layers = [int(part) for part in value.split(",")]
     except ValueError:
-        raise errors.InputError(f"--layers={value}: not a comma-separated list of integers") from None
+        raise errors.InputError(
+            f"--layers={value}: not a comma-separated list of integers"
+        ) from None
     for layer in layers:
         if not -num_hidden_layers <= layer < num_hidden_layers:
-            raise errors.InputError(f"--layers={value}: layer {layer} is out of range: the model has "
-                                    f"{num_hidden_layers} encoder layers (indexes {-num_hidden_layers}..."
-                                    f"{num_hidden_layers - 1})")
+            raise errors.InputError(
+                f"--layers={value}: layer {layer} is out of range: the model has "
+                f"{num_hidden_layers} encoder layers (indexes {-num_hidden_layers}..."
+                f"{num_hidden_layers - 1})"
+            )
     return layers
 
 
@@ -76,8 +91,15 @@ def featurize_line(line, tokenizer, max_seq_length):
     match = PAIR_PATTERN.match(line)
     text_a, text_b = (match.group(1), match.group(2)) if match else (line, None)
     tokens_b = tokenizer.tokenize(text_b) if text_b is not None else None
-    features = tokenization.pack_segments(tokenizer, tokenizer.tokenize(text_a), tokens_b, max_seq_length)
-    return features["input_ids"], features["input_mask"], features["segment_ids"], features["truncated"]
+    features = tokenization.pack_segments(
+        tokenizer, tokenizer.tokenize(text_a), tokens_b, max_seq_length
+    )
+    return (
+        features["input_ids"],
+        features["input_mask"],
+        features["segment_ids"],
+        features["truncated"],
+    )
 
 
 def read_examples(path, tokenizer, max_seq_length, counts):
@@ -87,27 +109,51 @@ def read_examples(path, tokenizer, max_seq_length, counts):
         if not line:
             counts["empty"] += 1
             if counts["empty"] == 1:
-                logging.warning("%s:%d: empty line: its features are those of [CLS] [SEP]", path, index + 1)
-        input_ids, input_mask, segment_ids, truncated = featurize_line(line, tokenizer, max_seq_length)
+                logging.warning(
+                    "%s:%d: empty line: its features are those of [CLS] [SEP]", path, index + 1
+                )
+        input_ids, input_mask, segment_ids, truncated = featurize_line(
+            line, tokenizer, max_seq_length
+        )
         if truncated:
             counts["truncated"] += 1
             if counts["truncated"] == 1:
-                logging.warning("%s:%d: longer than --max_seq_length=%d word pieces: truncated", path, index + 1,
-                                max_seq_length)
-        yield {"linex_index": index, "input_ids": input_ids, "input_mask": input_mask, "segment_ids": segment_ids}
+                logging.warning(
+                    "%s:%d: longer than --max_seq_length=%d word pieces: truncated",
+                    path,
+                    index + 1,
+                    max_seq_length,
+                )
+        yield {
+            "linex_index": index,
+            "input_ids": input_ids,
+            "input_mask": input_mask,
+            "segment_ids": segment_ids,
+        }
 
 
 def example_signature(max_seq_length):
     sequence = tf.TensorSpec([max_seq_length], tf.int32)
-    return {"linex_index": tf.TensorSpec([], tf.int64), "input_ids": sequence, "input_mask": sequence,
-            "segment_ids": sequence}
+    return {
+        "linex_index": tf.TensorSpec([], tf.int64),
+        "input_ids": sequence,
+        "input_mask": sequence,
+        "segment_ids": sequence,
+    }
 
 
 def token_features_json(index, tokens, layer_values, layers):
     """The reference's JSON line: layer_values float [len(layers), tokens, H]."""
-    features = [{"token": token, "layers": [{"index": layer, "values": [round(float(x), 6) for x in values[position]]}
-                                            for layer, values in zip(layers, layer_values)]}
-                for position, token in enumerate(tokens)]
+    features = [
+        {
+            "token": token,
+            "layers": [
+                {"index": layer, "values": [round(float(x), 6) for x in values[position]]}
+                for layer, values in zip(layers, layer_values)
+            ],
+        }
+        for position, token in enumerate(tokens)
+    ]
     return json.dumps({"linex_index": int(index), "features": features})
 
 
@@ -130,16 +176,24 @@ def main(argv):
     counts = {"empty": 0, "truncated": 0}
 
     # Model. It reads the checkpoint and writes beside --output_file: nothing of that folder to lock.
-    trainer = training.Trainer(functools.partial(modeling.BertModel, config), strategy,
-                               os.path.dirname(FLAGS.output_file) or ".", init_checkpoint=FLAGS.init_checkpoint,
-                               predict_batch_size=FLAGS.batch_size,
-                               use_one_hot_embeddings=FLAGS.use_one_hot_embeddings or None, lock_output_dir=False)
+    trainer = training.Trainer(
+        functools.partial(modeling.BertModel, config),
+        strategy,
+        os.path.dirname(FLAGS.output_file) or ".",
+        init_checkpoint=FLAGS.init_checkpoint,
+        predict_batch_size=FLAGS.batch_size,
+        use_one_hot_embeddings=FLAGS.use_one_hot_embeddings or None,
+        lock_output_dir=False,
+    )
 
     def predict_outputs(model, features):
         outputs = model(features["input_ids"], features["input_mask"], features["segment_ids"])
         chosen = [tf.cast(outputs.all_encoder_layers[layer], tf.float32) for layer in layers]
-        result = {"linex_index": features["linex_index"], "input_ids": features["input_ids"],
-                  "input_mask": features["input_mask"]}
+        result = {
+            "linex_index": features["linex_index"],
+            "input_ids": features["input_ids"],
+            "input_mask": features["input_mask"],
+        }
         if FLAGS.pooling == "none":
             result["layers"] = tf.stack(chosen, axis=1)  # [B, len(layers), S, H]
             return result
@@ -153,19 +207,36 @@ def main(argv):
 
     # Loop and outputs.
     written = 0
-    with file_io.atomic_output(FLAGS.output_file) as temporary, file_io.open_file(temporary, "w") as writer:
+    with (
+        file_io.atomic_output(FLAGS.output_file) as temporary,
+        file_io.open_file(temporary, "w") as writer,
+    ):
         outputs = trainer.predict_stream(
             lambda: read_examples(FLAGS.input_file, tokenizer, FLAGS.max_seq_length, counts),
-            example_signature(FLAGS.max_seq_length), predict_outputs, checkpoint=FLAGS.init_checkpoint)
+            example_signature(FLAGS.max_seq_length),
+            predict_outputs,
+            checkpoint=FLAGS.init_checkpoint,
+        )
         for output in outputs:
             if FLAGS.pooling == "none":
                 length = int(output["input_mask"].sum())
                 tokens = tokenizer.convert_ids_to_tokens(output["input_ids"][:length].tolist())
-                writer.write(token_features_json(output["linex_index"], tokens, output["layers"][:, :length], layers)
-                             + "\n")
+                writer.write(
+                    token_features_json(
+                        output["linex_index"], tokens, output["layers"][:, :length], layers
+                    )
+                    + "\n"
+                )
             else:
-                writer.write(json.dumps({"linex_index": int(output["linex_index"]),
-                                         "values": [round(float(x), 6) for x in output["vector"]]}) + "\n")
+                writer.write(
+                    json.dumps(
+                        {
+                            "linex_index": int(output["linex_index"]),
+                            "values": [round(float(x), 6) for x in output["vector"]],
+                        }
+                    )
+                    + "\n"
+                )
             written += 1
             if written % 10000 == 0:
                 logging.info("%d lines written", written)

@@ -72,7 +72,9 @@ def _io_errors():
 
 def _is_permission_error(error):
     tf = sys.modules.get("tensorflow")
-    return isinstance(error, PermissionError) or (tf is not None and isinstance(error, tf.errors.PermissionDeniedError))
+    return isinstance(error, PermissionError) or (
+        tf is not None and isinstance(error, tf.errors.PermissionDeniedError)
+    )
 
 
 @contextlib.contextmanager
@@ -87,13 +89,20 @@ def reporting(path, failure, prefix=""):
     except _io_errors() as error:
         message = f"{prefix}{path}{failure} ({errors.describe(error, with_file=False)})"
         if _is_permission_error(error) and not is_local(path):
-            role = "roles/storage.objectViewer" if "read" in failure or "listed" in failure else "roles/storage.objectAdmin"
-            message += (f"; grant the account this runs as (on a Cloud TPU, the TPU's service account) {role} "
-                        f"on {_bucket(path)}")
+            role = (
+                "roles/storage.objectViewer"
+                if "read" in failure or "listed" in failure
+                else "roles/storage.objectAdmin"
+            )
+            message += (
+                f"; grant the account this runs as (on a Cloud TPU, the TPU's service account) {role} "
+                f"on {_bucket(path)}"
+            )
         raise InputError(message) from None
 
 
 # Queries.
+
 
 def exists(path):
     return os.path.exists(path) if is_local(path) else _gfile().exists(path)
@@ -105,7 +114,11 @@ def isdir(path):
 
 def listdir(path):
     """Names in directory `path`, sorted."""
-    return sorted(os.listdir(path) if is_local(path) else (name.rstrip("/") for name in _gfile().listdir(path)))
+    return sorted(
+        os.listdir(path)
+        if is_local(path)
+        else (name.rstrip("/") for name in _gfile().listdir(path))
+    )
 
 
 def files_starting_with(directory, name_prefix):
@@ -113,7 +126,9 @@ def files_starting_with(directory, name_prefix):
     directory is listed, never globbed: a directory named `exp[1]` or `a*b` is only itself."""
     if not isdir(directory):
         return []
-    return [os.path.join(directory, name) for name in listdir(directory) if name.startswith(name_prefix)]
+    return [
+        os.path.join(directory, name) for name in listdir(directory) if name.startswith(name_prefix)
+    ]
 
 
 def expand_input_files(patterns, flag_name):
@@ -129,7 +144,9 @@ def expand_input_files(patterns, flag_name):
             if exists(pattern) and not isdir(pattern):
                 matched = [pattern]
             else:
-                matched = sorted(glob.glob(pattern) if is_local(pattern) else _gfile().glob(pattern))
+                matched = sorted(
+                    glob.glob(pattern) if is_local(pattern) else _gfile().glob(pattern)
+                )
         # A killed run's temporaries are hidden, but a bucket's glob matches hidden names too.
         matched = [path for path in matched if not _is_temporary_name(os.path.basename(path))]
         if not matched:
@@ -140,7 +157,10 @@ def expand_input_files(patterns, flag_name):
         for path in matched:
             if not is_local(path) and _bucket(path) not in probed:
                 probed.add(_bucket(path))
-                with reporting(path, ": cannot be read", f"--{flag_name}: "), open_file(path, "rb") as reader:
+                with (
+                    reporting(path, ": cannot be read", f"--{flag_name}: "),
+                    open_file(path, "rb") as reader,
+                ):
                     reader.read(_PROBE_BYTES)
         files.extend(matched)
     if not files:
@@ -149,6 +169,7 @@ def expand_input_files(patterns, flag_name):
 
 
 # Reading.
+
 
 def open_file(path, mode="rb"):
     """A file object for `path`; text modes read and write UTF-8."""
@@ -178,6 +199,7 @@ def read_lines(path, prefix=""):
 
 
 # Writing.
+
 
 def _makedirs(path):
     if is_local(path):
@@ -244,7 +266,11 @@ def atomic_output(path):
 
 
 def write_bytes_atomically(path, data):
-    with atomic_output(path) as temporary, reporting(path, ": cannot be written"), open_file(temporary, "wb") as writer:
+    with (
+        atomic_output(path) as temporary,
+        reporting(path, ": cannot be written"),
+        open_file(temporary, "wb") as writer,
+    ):
         writer.write(data)
 
 
@@ -312,8 +338,10 @@ def lock_directory(path, flag_name="output_dir"):
                 continue
             since = f" since {holder[2]}" if len(holder) >= 3 else ""
             who = f"process {holder[1]} on {holder[0]}" if len(holder) >= 2 else "another run"
-            raise InputError(f"--{flag_name}: {path} is in use by {who}{since}; if that run is gone, "
-                             f"delete {lock}")
+            raise InputError(
+                f"--{flag_name}: {path} is in use by {who}{since}; if that run is gone, "
+                f"delete {lock}"
+            )
     raise InputError(f"--{flag_name}: lock {lock} cannot be taken: another run keeps taking it")
 
 
@@ -400,7 +428,7 @@ def publish_directory(temporary, final):
     for directory, _, names in gfile.walk(temporary):
         for name in names:
             source = os.path.join(directory, name)
-            relative = source[len(temporary):].lstrip("/")
+            relative = source[len(temporary) :].lstrip("/")
             (last if relative in SAVED_MODEL_COMPLETION_FILES else files).append(relative)
     for relative in files + last:
         target = os.path.join(final, relative)

@@ -76,19 +76,42 @@ def check_max_seq_length(max_seq_length, config, config_source, minimum=3):
     """InputError when --max_seq_length is below `minimum` (3: [CLS], one token, [SEP]) or above the
     max_position_embeddings of `config` (read from config_source)."""
     if max_seq_length < minimum:
-        raise InputError(f"--max_seq_length={max_seq_length} leaves no room for [CLS], a token and [SEP]")
+        raise InputError(
+            f"--max_seq_length={max_seq_length} leaves no room for [CLS], a token and [SEP]"
+        )
     if max_seq_length > config.max_position_embeddings:
-        raise InputError(f"--max_seq_length={max_seq_length} exceeds max_position_embeddings "
-                         f"{config.max_position_embeddings} of {config_source}")
+        raise InputError(
+            f"--max_seq_length={max_seq_length} exceeds max_position_embeddings "
+            f"{config.max_position_embeddings} of {config_source}"
+        )
 
 
 # Keys of the released Google configs (the Chinese and multilingual ones) the reference ignores.
-RELEASED_CONFIG_EXTRA_KEYS = frozenset({"directionality", "pooler_fc_size", "pooler_num_attention_heads",
-                                        "pooler_num_fc_layers", "pooler_size_per_head", "pooler_type"})
+RELEASED_CONFIG_EXTRA_KEYS = frozenset(
+    {
+        "directionality",
+        "pooler_fc_size",
+        "pooler_num_attention_heads",
+        "pooler_num_fc_layers",
+        "pooler_size_per_head",
+        "pooler_type",
+    }
+)
 
 # Keys only a Hugging Face config.json has; some (layer_norm_eps, position_embedding_type) change the model.
-HF_CONFIG_KEYS = frozenset({"architectures", "classifier_dropout", "layer_norm_eps", "model_type", "pad_token_id",
-                            "position_embedding_type", "torch_dtype", "transformers_version", "use_cache"})
+HF_CONFIG_KEYS = frozenset(
+    {
+        "architectures",
+        "classifier_dropout",
+        "layer_norm_eps",
+        "model_type",
+        "pad_token_id",
+        "position_embedding_type",
+        "torch_dtype",
+        "transformers_version",
+        "use_cache",
+    }
+)
 
 
 class BertConfig:
@@ -98,9 +121,21 @@ class BertConfig:
     multilingual configs) are kept as attributes and written back out.
     """
 
-    def __init__(self, vocab_size, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
-                 intermediate_size=3072, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
-                 max_position_embeddings=512, type_vocab_size=16, initializer_range=0.02, **extra_keys):
+    def __init__(
+        self,
+        vocab_size,
+        hidden_size=768,
+        num_hidden_layers=12,
+        num_attention_heads=12,
+        intermediate_size=3072,
+        hidden_act="gelu",
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+        max_position_embeddings=512,
+        type_vocab_size=16,
+        initializer_range=0.02,
+        **extra_keys,
+    ):
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
@@ -116,16 +151,27 @@ class BertConfig:
         self._validate()
 
     def _validate(self):
-        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                     "max_position_embeddings", "type_vocab_size"):
+        for name in (
+            "vocab_size",
+            "hidden_size",
+            "num_hidden_layers",
+            "num_attention_heads",
+            "intermediate_size",
+            "max_position_embeddings",
+            "type_vocab_size",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise InputError(f"bert config: {name} must be a positive integer, got {value!r}")
         if self.hidden_size % self.num_attention_heads:
-            raise InputError(f"bert config: hidden_size {self.hidden_size} is not a multiple of "
-                             f"num_attention_heads {self.num_attention_heads}")
+            raise InputError(
+                f"bert config: hidden_size {self.hidden_size} is not a multiple of "
+                f"num_attention_heads {self.num_attention_heads}"
+            )
         if self.hidden_act not in ACTIVATIONS:
-            raise InputError(f"bert config: hidden_act {self.hidden_act!r} is not one of {sorted(ACTIVATIONS)}")
+            raise InputError(
+                f"bert config: hidden_act {self.hidden_act!r} is not one of {sorted(ACTIVATIONS)}"
+            )
 
     @classmethod
     def from_dict(cls, json_object):
@@ -135,16 +181,22 @@ class BertConfig:
             raise InputError(f"bert config: not a JSON object but {type(json_object).__name__}")
         hf_keys = sorted(HF_CONFIG_KEYS.intersection(json_object))
         if hf_keys:
-            raise InputError(f"bert config: {hf_keys[0]!r} is a key of a Hugging Face config.json, which the "
-                             "reference's config has no place for: convert the model with convert_checkpoint.py "
-                             "--hf_model_dir")
+            raise InputError(
+                f"bert config: {hf_keys[0]!r} is a key of a Hugging Face config.json, which the "
+                "reference's config has no place for: convert the model with convert_checkpoint.py "
+                "--hf_model_dir"
+            )
         if "vocab_size" not in json_object:
             raise InputError("bert config: vocab_size is missing")
         known = set(inspect.signature(cls.__init__).parameters) - {"self", "extra_keys"}
         for key in json_object:
             if key not in known and key not in RELEASED_CONFIG_EXTRA_KEYS:
                 close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.6)
-                hint = f" (did you mean {close[0]}?)" if close else f" (the keys are {', '.join(sorted(known))})"
+                hint = (
+                    f" (did you mean {close[0]}?)"
+                    if close
+                    else f" (the keys are {', '.join(sorted(known))})"
+                )
                 raise InputError(f"bert config: unknown key {key!r}{hint}")
         return cls(**json_object)
 
@@ -190,7 +242,9 @@ class Dense(tf.Module):
 
     def __init__(self, scope, input_size, output_size, initializer_range, activation=None):
         super().__init__()
-        self.kernel = tf.Variable(_truncated_normal([input_size, output_size], initializer_range), name=f"{scope}/kernel")
+        self.kernel = tf.Variable(
+            _truncated_normal([input_size, output_size], initializer_range), name=f"{scope}/kernel"
+        )
         self.bias = tf.Variable(tf.zeros([output_size]), name=f"{scope}/bias")
         self.activation = activation
 
@@ -222,11 +276,16 @@ class BertEmbeddings(tf.Module):
         scope = "bert/embeddings"
         hidden, stddev = config.hidden_size, config.initializer_range
         self.word_embeddings = tf.Variable(
-            _truncated_normal([config.vocab_size, hidden], stddev), name=f"{scope}/word_embeddings")
+            _truncated_normal([config.vocab_size, hidden], stddev), name=f"{scope}/word_embeddings"
+        )
         self.token_type_embeddings = tf.Variable(
-            _truncated_normal([config.type_vocab_size, hidden], stddev), name=f"{scope}/token_type_embeddings")
+            _truncated_normal([config.type_vocab_size, hidden], stddev),
+            name=f"{scope}/token_type_embeddings",
+        )
         self.position_embeddings = tf.Variable(
-            _truncated_normal([config.max_position_embeddings, hidden], stddev), name=f"{scope}/position_embeddings")
+            _truncated_normal([config.max_position_embeddings, hidden], stddev),
+            name=f"{scope}/position_embeddings",
+        )
         self.layer_norm = LayerNorm(f"{scope}/LayerNorm", hidden)
         self.dropout_prob = config.hidden_dropout_prob
         self.use_one_hot_embeddings = use_one_hot_embeddings
@@ -241,9 +300,11 @@ class BertEmbeddings(tf.Module):
     def __call__(self, input_ids, token_type_ids, training):
         """input_ids, token_type_ids: int [B, S] → float32 [B, S, H]."""
         seq_length = input_ids.shape[1] or tf.shape(input_ids)[1]
-        embeddings = (self._lookup(self.word_embeddings, input_ids)
-                      + self._lookup(self.token_type_embeddings, token_type_ids)
-                      + self.position_embeddings[tf.newaxis, :seq_length, :])
+        embeddings = (
+            self._lookup(self.word_embeddings, input_ids)
+            + self._lookup(self.token_type_embeddings, token_type_ids)
+            + self.position_embeddings[tf.newaxis, :seq_length, :]
+        )
         return _dropout(self.layer_norm(embeddings), self.dropout_prob, training)
 
 
@@ -262,8 +323,12 @@ class BertSelfAttention(tf.Module):
 
     def __call__(self, hidden_states, mask_penalty, batch_size, seq_length, training):
         """hidden_states [B·S, H]; mask_penalty float32 [B, 1, 1, T] → context [B·S, H]."""
+
         def split_heads(x):  # [B·S, H] → [B, N, S, D]
-            return tf.transpose(tf.reshape(x, [batch_size, seq_length, self.num_heads, self.head_size]), [0, 2, 1, 3])
+            return tf.transpose(
+                tf.reshape(x, [batch_size, seq_length, self.num_heads, self.head_size]),
+                [0, 2, 1, 3],
+            )
 
         query = split_heads(self.query(hidden_states))
         key = split_heads(self.key(hidden_states))
@@ -281,7 +346,9 @@ class BertResidualOutput(tf.Module):
 
     def __init__(self, config, scope, input_size):
         super().__init__()
-        self.dense = Dense(f"{scope}/dense", input_size, config.hidden_size, config.initializer_range)
+        self.dense = Dense(
+            f"{scope}/dense", input_size, config.hidden_size, config.initializer_range
+        )
         self.layer_norm = LayerNorm(f"{scope}/LayerNorm", config.hidden_size)
         self.dropout_prob = config.hidden_dropout_prob
 
@@ -297,9 +364,16 @@ class BertLayer(tf.Module):
         super().__init__()
         scope = f"bert/encoder/layer_{index}"
         self.attention_self = BertSelfAttention(config, f"{scope}/attention/self")
-        self.attention_output = BertResidualOutput(config, f"{scope}/attention/output", config.hidden_size)
-        self.intermediate = Dense(f"{scope}/intermediate/dense", config.hidden_size, config.intermediate_size,
-                                  config.initializer_range, activation=ACTIVATIONS[config.hidden_act])
+        self.attention_output = BertResidualOutput(
+            config, f"{scope}/attention/output", config.hidden_size
+        )
+        self.intermediate = Dense(
+            f"{scope}/intermediate/dense",
+            config.hidden_size,
+            config.intermediate_size,
+            config.initializer_range,
+            activation=ACTIVATIONS[config.hidden_act],
+        )
         self.output = BertResidualOutput(config, f"{scope}/output", config.intermediate_size)
 
     def __call__(self, hidden_states, mask_penalty, batch_size, seq_length, training):
@@ -314,8 +388,13 @@ class BertPooler(tf.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.dense = Dense("bert/pooler/dense", config.hidden_size, config.hidden_size, config.initializer_range,
-                           activation=tf.tanh)
+        self.dense = Dense(
+            "bert/pooler/dense",
+            config.hidden_size,
+            config.hidden_size,
+            config.initializer_range,
+            activation=tf.tanh,
+        )
 
     def __call__(self, sequence_output):
         """sequence_output [B, S, H] → [B, H]."""
@@ -323,7 +402,9 @@ class BertPooler(tf.Module):
 
 
 BertModelOutputs = collections.namedtuple(
-    "BertModelOutputs", ["sequence_output", "pooled_output", "all_encoder_layers", "embedding_output"])
+    "BertModelOutputs",
+    ["sequence_output", "pooled_output", "all_encoder_layers", "embedding_output"],
+)
 
 
 class BertModel(tf.Module):
@@ -349,15 +430,21 @@ class BertModel(tf.Module):
         return self.embeddings.word_embeddings
 
     def _check_inputs(self, input_ids, input_mask, token_type_ids):
-        for name, tensor in (("input_ids", input_ids), ("input_mask", input_mask), ("token_type_ids", token_type_ids)):
+        for name, tensor in (
+            ("input_ids", input_ids),
+            ("input_mask", input_mask),
+            ("token_type_ids", token_type_ids),
+        ):
             if tensor.shape.rank != 2:
                 raise InputError(f"{name} must be [batch, seq], got shape {tensor.shape}")
             if tensor.shape != input_ids.shape:
                 raise InputError(f"{name} has shape {tensor.shape}, input_ids {input_ids.shape}")
         seq_length = input_ids.shape[1]
         if seq_length is not None and seq_length > self.config.max_position_embeddings:
-            raise InputError(f"sequence length {seq_length} exceeds max_position_embeddings "
-                             f"{self.config.max_position_embeddings} of the bert config")
+            raise InputError(
+                f"sequence length {seq_length} exceeds max_position_embeddings "
+                f"{self.config.max_position_embeddings} of the bert config"
+            )
 
     def __call__(self, input_ids, input_mask=None, token_type_ids=None, training=False):
         """input_ids, input_mask (default all ones), token_type_ids (default zeros): int [B, S].
@@ -366,17 +453,30 @@ class BertModel(tf.Module):
         (one [B, S, H] per layer), embedding_output [B, S, H]; all in the compute dtype.
         """
         input_ids = tf.convert_to_tensor(input_ids)
-        input_mask = tf.ones_like(input_ids) if input_mask is None else tf.convert_to_tensor(input_mask)
-        token_type_ids = tf.zeros_like(input_ids) if token_type_ids is None else tf.convert_to_tensor(token_type_ids)
+        input_mask = (
+            tf.ones_like(input_ids) if input_mask is None else tf.convert_to_tensor(input_mask)
+        )
+        token_type_ids = (
+            tf.zeros_like(input_ids)
+            if token_type_ids is None
+            else tf.convert_to_tensor(token_type_ids)
+        )
         self._check_inputs(input_ids, input_mask, token_type_ids)
         # The sequence length is static when batches are padded to max_seq_length (training, XLA)
         # and dynamic in exported SavedModels, which take any length.
-        batch_size, seq_length = tf.shape(input_ids)[0], input_ids.shape[1] or tf.shape(input_ids)[1]
+        batch_size, seq_length = (
+            tf.shape(input_ids)[0],
+            input_ids.shape[1] or tf.shape(input_ids)[1],
+        )
         hidden = self.config.hidden_size
 
-        embedding_output = tf.cast(self.embeddings(input_ids, token_type_ids, training), self.compute_dtype)
+        embedding_output = tf.cast(
+            self.embeddings(input_ids, token_type_ids, training), self.compute_dtype
+        )
         # Padding keys get a large negative score: [B, 1, 1, T].
-        mask_penalty = (1.0 - tf.cast(input_mask[:, tf.newaxis, tf.newaxis, :], tf.float32)) * ATTENTION_MASK_PENALTY
+        mask_penalty = (
+            1.0 - tf.cast(input_mask[:, tf.newaxis, tf.newaxis, :], tf.float32)
+        ) * ATTENTION_MASK_PENALTY
         # Layers work on [B·S, H] so that every dense layer is one plain matmul.
         hidden_states = tf.reshape(embedding_output, [-1, hidden])
         all_encoder_layers = []
@@ -384,7 +484,9 @@ class BertModel(tf.Module):
             hidden_states = layer(hidden_states, mask_penalty, batch_size, seq_length, training)
             all_encoder_layers.append(tf.reshape(hidden_states, [batch_size, seq_length, hidden]))
         sequence_output = all_encoder_layers[-1]
-        return BertModelOutputs(sequence_output, self.pooler(sequence_output), all_encoder_layers, embedding_output)
+        return BertModelOutputs(
+            sequence_output, self.pooler(sequence_output), all_encoder_layers, embedding_output
+        )
 
 
 def gather_positions(sequence, positions):
@@ -398,15 +500,22 @@ class MaskedLMHead(tf.Module):
     def __init__(self, config, embedding_table):
         super().__init__()
         scope = "cls/predictions"
-        self.transform = Dense(f"{scope}/transform/dense", config.hidden_size, config.hidden_size,
-                               config.initializer_range, activation=ACTIVATIONS[config.hidden_act])
+        self.transform = Dense(
+            f"{scope}/transform/dense",
+            config.hidden_size,
+            config.hidden_size,
+            config.initializer_range,
+            activation=ACTIVATIONS[config.hidden_act],
+        )
         self.layer_norm = LayerNorm(f"{scope}/transform/LayerNorm", config.hidden_size)
         self.output_bias = tf.Variable(tf.zeros([config.vocab_size]), name=f"{scope}/output_bias")
         self.embedding_table = embedding_table
 
     def __call__(self, sequence_output, masked_lm_positions):
         """sequence_output [B, S, H], masked_lm_positions int [B, P] → float32 logits [B, P, V]."""
-        hidden = self.layer_norm(self.transform(gather_positions(sequence_output, masked_lm_positions)))
+        hidden = self.layer_norm(
+            self.transform(gather_positions(sequence_output, masked_lm_positions))
+        )
         logits = tf.matmul(hidden, tf.cast(self.embedding_table, hidden.dtype), transpose_b=True)
         return tf.cast(logits, tf.float32) + self.output_bias
 
@@ -423,7 +532,8 @@ class OutputWeightsHead(tf.Module):
         prefix = f"{scope}/" if scope else ""
         self.output_weights = tf.Variable(
             _truncated_normal([num_outputs, config.hidden_size], config.initializer_range),
-            name=f"{prefix}output_weights")
+            name=f"{prefix}output_weights",
+        )
         self.output_bias = tf.Variable(tf.zeros([num_outputs]), name=f"{prefix}output_bias")
 
     def __call__(self, x):
@@ -449,7 +559,9 @@ class BertPretrainingModel(tf.Module):
     def __call__(self, input_ids, input_mask, token_type_ids, masked_lm_positions, training=False):
         """int [B, S] inputs, masked_lm_positions int [B, P] → (MLM logits [B, P, V], NSP logits [B, 2])."""
         outputs = self.bert(input_ids, input_mask, token_type_ids, training)
-        return self.masked_lm(outputs.sequence_output, masked_lm_positions), self.next_sentence(outputs.pooled_output)
+        return self.masked_lm(outputs.sequence_output, masked_lm_positions), self.next_sentence(
+            outputs.pooled_output
+        )
 
 
 class BertClassifierModel(tf.Module):
@@ -459,7 +571,14 @@ class BertClassifierModel(tf.Module):
       encoder: the encoder to put the head on (default: a BertModel of `config`), e.g. a HubEncoder.
     """
 
-    def __init__(self, config, num_labels, compute_dtype=tf.float32, use_one_hot_embeddings=False, encoder=None):
+    def __init__(
+        self,
+        config,
+        num_labels,
+        compute_dtype=tf.float32,
+        use_one_hot_embeddings=False,
+        encoder=None,
+    ):
         super().__init__()
         self.bert = encoder or BertModel(config, compute_dtype, use_one_hot_embeddings)
         self.classifier = OutputWeightsHead(config, "", num_labels)
@@ -492,16 +611,30 @@ class HubEncoder(tf.Module):
         try:
             self.module = tensorflow_hub.load(handle)
         except (OSError, ValueError, tf.errors.OpError) as error:
-            raise InputError(f"--hub_module_handle={handle}: not a loadable SavedModel ({error})") from None
+            raise InputError(
+                f"--hub_module_handle={handle}: not a loadable SavedModel ({error})"
+            ) from None
         for attribute in ("trainable_variables", "variables"):
             if not hasattr(self.module, attribute):
-                raise InputError(f"--hub_module_handle={handle}: has no {attribute}: not a reusable (TF2) SavedModel")
+                raise InputError(
+                    f"--hub_module_handle={handle}: has no {attribute}: not a reusable (TF2) SavedModel"
+                )
         # Lists, so that tf.Module finds the variables (a loaded object is not a tf.Module).
         self.encoder_variables = list(self.module.variables)
-        self.vocab_file = self.module.vocab_file.asset_path.numpy().decode() if hasattr(self.module, "vocab_file") else None
-        self.do_lower_case = bool(self.module.do_lower_case.numpy()) if hasattr(self.module, "do_lower_case") else None
+        self.vocab_file = (
+            self.module.vocab_file.asset_path.numpy().decode()
+            if hasattr(self.module, "vocab_file")
+            else None
+        )
+        self.do_lower_case = (
+            bool(self.module.do_lower_case.numpy())
+            if hasattr(self.module, "do_lower_case")
+            else None
+        )
         if hasattr(self.module, "bert_config_file"):
-            self.config = BertConfig.from_json_file(self.module.bert_config_file.asset_path.numpy().decode())
+            self.config = BertConfig.from_json_file(
+                self.module.bert_config_file.asset_path.numpy().decode()
+            )
         else:
             probe = tf.zeros([1, 2], tf.int32)
             hidden_size = int(self(probe, probe, probe).pooled_output.shape[-1])
@@ -509,10 +642,20 @@ class HubEncoder(tf.Module):
 
     def __call__(self, input_ids, input_mask, token_type_ids, training=False):
         """int [B, S] inputs → BertModelOutputs (no embedding_output: the interface has none)."""
-        outputs = self.module({"input_word_ids": tf.cast(input_ids, tf.int32), "input_mask": tf.cast(input_mask, tf.int32),
-                               "input_type_ids": tf.cast(token_type_ids, tf.int32)}, training=training)
-        return BertModelOutputs(outputs["sequence_output"], outputs["pooled_output"], list(outputs["encoder_outputs"]),
-                                None)
+        outputs = self.module(
+            {
+                "input_word_ids": tf.cast(input_ids, tf.int32),
+                "input_mask": tf.cast(input_mask, tf.int32),
+                "input_type_ids": tf.cast(token_type_ids, tf.int32),
+            },
+            training=training,
+        )
+        return BertModelOutputs(
+            outputs["sequence_output"],
+            outputs["pooled_output"],
+            list(outputs["encoder_outputs"]),
+            None,
+        )
 
 
 class BertSquadModel(tf.Module):
@@ -525,7 +668,9 @@ class BertSquadModel(tf.Module):
 
     def __call__(self, input_ids, input_mask, token_type_ids, training=False):
         """int [B, S] inputs → (start logits [B, S], end logits [B, S]), float32."""
-        logits = self.span(self.bert(input_ids, input_mask, token_type_ids, training).sequence_output)  # [B, S, 2]
+        logits = self.span(
+            self.bert(input_ids, input_mask, token_type_ids, training).sequence_output
+        )  # [B, S, 2]
         return logits[:, :, 0], logits[:, :, 1]
 
 
@@ -546,7 +691,9 @@ def is_training_state(name):
 
 
 CHECKPOINT_STATE_FILE = "checkpoint"
-_STATE_LINE = re.compile(r'^(model_checkpoint_path|all_model_checkpoint_paths): "(.*)"\s*$', re.MULTILINE)
+_STATE_LINE = re.compile(
+    r'^(model_checkpoint_path|all_model_checkpoint_paths): "(.*)"\s*$', re.MULTILINE
+)
 
 
 def checkpoint_state(directory):
@@ -558,7 +705,11 @@ def checkpoint_state(directory):
     text = file_io.read_text(path, "checkpoint state ")
     latest, listed = None, []
     for key, value in _STATE_LINE.findall(text):
-        value = value if os.path.isabs(value) or not file_io.is_local(value) else os.path.join(directory, value)
+        value = (
+            value
+            if os.path.isabs(value) or not file_io.is_local(value)
+            else os.path.join(directory, value)
+        )
         if key == "model_checkpoint_path":
             latest = value
         else:
@@ -575,7 +726,9 @@ def latest_checkpoint(directory):
     for prefix in ([latest] if latest else []) + listed[::-1]:
         if file_io.exists(prefix + ".index"):
             if prefix != latest:
-                logging.warning("%s names %s, whose files are gone: using %s", directory, latest, prefix)
+                logging.warning(
+                    "%s names %s, whose files are gone: using %s", directory, latest, prefix
+                )
             return prefix
     return None
 
@@ -604,7 +757,9 @@ def reading_checkpoint(prefix):
     # The checkpoint reader's C++ errors surface as tf.errors and as IndexError ("Read less bytes
     # than requested") or ValueError.
     except (tf.errors.OpError, OSError, IndexError, ValueError) as error:
-        raise InputError(f"checkpoint {prefix}: cannot be read as a checkpoint ({errors.describe(error, with_file=False)})") from None
+        raise InputError(
+            f"checkpoint {prefix}: cannot be read as a checkpoint ({errors.describe(error, with_file=False)})"
+        ) from None
 
 
 def checkpoint_reader(prefix):
@@ -642,16 +797,22 @@ def load_checkpoint(path, variables, allow_missing=False):
     shapes = reader.get_variable_to_shape_map()
     for name, variable in variables.items():
         if name in shapes and list(shapes[name]) != variable.shape.as_list():
-            raise InputError(f"checkpoint {prefix}: {name} has shape {list(shapes[name])} but the model's is "
-                             f"{variable.shape.as_list()} (does the bert config match the checkpoint?)")
+            raise InputError(
+                f"checkpoint {prefix}: {name} has shape {list(shapes[name])} but the model's is "
+                f"{variable.shape.as_list()} (does the bert config match the checkpoint?)"
+            )
     missing = sorted(name for name in variables if name not in shapes)
     if missing and not allow_missing:
-        raise InputError(f"checkpoint {prefix}: lacks {len(missing)} model variables, first {missing[0]}")
+        raise InputError(
+            f"checkpoint {prefix}: lacks {len(missing)} model variables, first {missing[0]}"
+        )
     loaded = sorted(name for name in variables if name in shapes)
     with reading_checkpoint(prefix):
         for name in loaded:
             variables[name].assign(reader.get_tensor(name))
-    unused = sorted(name for name in shapes if name not in variables and not is_training_state(name))
+    unused = sorted(
+        name for name in shapes if name not in variables and not is_training_state(name)
+    )
     return LoadReport(loaded, missing, unused)
 
 
@@ -665,10 +826,14 @@ def save_checkpoint(prefix, tensors):
     values = [tf.convert_to_tensor(tensors[name]) for name in names]
     temporary = file_io.temporary_path(prefix)
     with file_io.reporting(prefix, ": cannot be written as a checkpoint"):
-        tf.raw_ops.SaveV2(prefix=temporary, tensor_names=names, shape_and_slices=[""] * len(names), tensors=values)
+        tf.raw_ops.SaveV2(
+            prefix=temporary, tensor_names=names, shape_and_slices=[""] * len(names), tensors=values
+        )
         temporary_name = os.path.basename(temporary)
-        for data_file in file_io.files_starting_with(os.path.dirname(temporary) or ".", temporary_name + ".data-"):
-            file_io.rename(data_file, prefix + os.path.basename(data_file)[len(temporary_name):])
+        for data_file in file_io.files_starting_with(
+            os.path.dirname(temporary) or ".", temporary_name + ".data-"
+        ):
+            file_io.rename(data_file, prefix + os.path.basename(data_file)[len(temporary_name) :])
         file_io.rename(f"{temporary}.index", f"{prefix}.index")
 
 
@@ -677,4 +842,7 @@ def checkpoint_arrays(path):
     prefix = resolve_checkpoint(path)
     reader = checkpoint_reader(prefix)
     with reading_checkpoint(prefix):
-        return {name: np.asarray(reader.get_tensor(name)) for name in sorted(reader.get_variable_to_shape_map())}
+        return {
+            name: np.asarray(reader.get_tensor(name))
+            for name in sorted(reader.get_variable_to_shape_map())
+        }

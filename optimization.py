@@ -53,25 +53,39 @@ class DynamicLossScale(tf.Module):
     doubles after `growth_interval` finite steps in a row. bf16 has float32's range and needs none.
     """
 
-    def __init__(self, initial_scale=2.0 ** 15, growth_interval=2000, factor=2.0):
+    def __init__(self, initial_scale=2.0**15, growth_interval=2000, factor=2.0):
         super().__init__()
         # Every replica computes the same new values (from all-reduced gradients); the first one's are kept.
         only_first = tf.VariableAggregation.ONLY_FIRST_REPLICA
-        self.scale = tf.Variable(initial_scale, dtype=tf.float32, trainable=False, name="loss_scale",
-                                 aggregation=only_first)
-        self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="loss_scale_good_steps",
-                                      aggregation=only_first)
+        self.scale = tf.Variable(
+            initial_scale,
+            dtype=tf.float32,
+            trainable=False,
+            name="loss_scale",
+            aggregation=only_first,
+        )
+        self.good_steps = tf.Variable(
+            0, dtype=tf.int64, trainable=False, name="loss_scale_good_steps", aggregation=only_first
+        )
         self.growth_interval = growth_interval
         self.factor = factor
 
     def update(self, finite):
         """Grows or shrinks the scale after a step whose gradients were `finite` (bool scalar)."""
         grow = tf.logical_and(finite, self.good_steps + 1 >= self.growth_interval)
-        new_scale = tf.where(finite, tf.where(grow, self.scale * self.factor, self.scale),
-                             tf.maximum(self.scale / self.factor, 1.0))
+        new_scale = tf.where(
+            finite,
+            tf.where(grow, self.scale * self.factor, self.scale),
+            tf.maximum(self.scale / self.factor, 1.0),
+        )
         self.scale.assign(new_scale)
-        self.good_steps.assign(tf.where(finite, tf.where(grow, tf.constant(0, tf.int64), self.good_steps + 1),
-                                        tf.constant(0, tf.int64)))
+        self.good_steps.assign(
+            tf.where(
+                finite,
+                tf.where(grow, tf.constant(0, tf.int64), self.good_steps + 1),
+                tf.constant(0, tf.int64),
+            )
+        )
 
 
 class AdamWeightDecay(tf.Module):
@@ -85,27 +99,51 @@ class AdamWeightDecay(tf.Module):
       bias_correction: divide m and v by (1 − β^t) as Adam does; the reference does not.
     """
 
-    def __init__(self, variables, learning_rate, weight_decay_rate=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
-                 exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY, bias_correction=False):
+    def __init__(
+        self,
+        variables,
+        learning_rate,
+        weight_decay_rate=0.01,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-6,
+        exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY,
+        bias_correction=False,
+    ):
         super().__init__()
         self.tracked = list(variables)
         self.learning_rate = learning_rate
         self.weight_decay_rate = weight_decay_rate
         self.beta_1, self.beta_2, self.epsilon = beta_1, beta_2, epsilon
         self.bias_correction = bias_correction
-        self.decays = [weight_decay_rate > 0 and not any(re.search(p, variable_name(v)) for p in exclude_from_weight_decay)
-                       for v in self.tracked]
-        self.m = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name=f"{variable_name(v)}/adam_m")
-                  for v in self.tracked]
-        self.v = [tf.Variable(tf.zeros(v.shape, v.dtype), trainable=False, name=f"{variable_name(v)}/adam_v")
-                  for v in self.tracked]
+        self.decays = [
+            weight_decay_rate > 0
+            and not any(re.search(p, variable_name(v)) for p in exclude_from_weight_decay)
+            for v in self.tracked
+        ]
+        self.m = [
+            tf.Variable(
+                tf.zeros(v.shape, v.dtype), trainable=False, name=f"{variable_name(v)}/adam_m"
+            )
+            for v in self.tracked
+        ]
+        self.v = [
+            tf.Variable(
+                tf.zeros(v.shape, v.dtype), trainable=False, name=f"{variable_name(v)}/adam_v"
+            )
+            for v in self.tracked
+        ]
 
     def slot_variables(self):
         """{checkpoint name: slot variable}: `<variable>/adam_m` and `<variable>/adam_v`."""
         return {variable_name(slot): slot for slot in self.m + self.v}
 
     def _learning_rate_at(self, step):
-        return self.learning_rate(step) if callable(self.learning_rate) else tf.constant(self.learning_rate, tf.float32)
+        return (
+            self.learning_rate(step)
+            if callable(self.learning_rate)
+            else tf.constant(self.learning_rate, tf.float32)
+        )
 
     def _direction(self, index, param, m, v, step):
         """The update before the learning rate: Adam's ratio plus weight decay."""
@@ -125,7 +163,11 @@ class AdamWeightDecay(tf.Module):
         new_param = param - learning_rate * self._direction(index, param, new_m, new_v, step)
         if finite is None:
             return new_param, new_m, new_v
-        return tf.where(finite, new_param, param), tf.where(finite, new_m, m), tf.where(finite, new_v, v)
+        return (
+            tf.where(finite, new_param, param),
+            tf.where(finite, new_m, m),
+            tf.where(finite, new_v, v),
+        )
 
     def apply_gradients(self, gradients, step, loss_scale=None):
         """Averages `gradients` across replicas, unscales, clips and updates every variable.
@@ -164,29 +206,54 @@ class AdamWeightDecay(tf.Module):
         Values from the replicas (gradients, step, finite) go in through `args`, which hands each
         device its own copy.
         """
+
         def update(param, gradient, m, v, step, finite, index):
             learning_rate = tf.cast(self._learning_rate_at(step), param.dtype)
-            new_param, new_m, new_v = self._update_one(index, param, gradient, m, v, learning_rate, step, finite)
+            new_param, new_m, new_v = self._update_one(
+                index, param, gradient, m, v, learning_rate, step, finite
+            )
             return tf.group(param.assign(new_param), m.assign(new_m), v.assign(new_v))
 
-        for index, (param, gradient, m, v) in enumerate(zip(self.tracked, gradients, self.m, self.v)):
-            strategy.extended.update(param, update, args=(gradient, m, v, step, finite, index), group=True)
+        for index, (param, gradient, m, v) in enumerate(
+            zip(self.tracked, gradients, self.m, self.v)
+        ):
+            strategy.extended.update(
+                param, update, args=(gradient, m, v, step, finite, index), group=True
+            )
 
 
 class Lamb(AdamWeightDecay):
     """LAMB: AdamWeightDecay's direction with bias correction, scaled by a per-variable trust ratio."""
 
-    def __init__(self, variables, learning_rate, weight_decay_rate=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-6,
-                 exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY):
-        super().__init__(variables, learning_rate, weight_decay_rate, beta_1, beta_2, epsilon,
-                         exclude_from_weight_decay, bias_correction=True)
+    def __init__(
+        self,
+        variables,
+        learning_rate,
+        weight_decay_rate=0.01,
+        beta_1=0.9,
+        beta_2=0.999,
+        epsilon=1e-6,
+        exclude_from_weight_decay=EXCLUDE_FROM_WEIGHT_DECAY,
+    ):
+        super().__init__(
+            variables,
+            learning_rate,
+            weight_decay_rate,
+            beta_1,
+            beta_2,
+            epsilon,
+            exclude_from_weight_decay,
+            bias_correction=True,
+        )
 
     def _direction(self, index, param, m, v, step):
         direction = super()._direction(index, param, m, v, step)
         if not self.decays[index]:
             return direction
         param_norm, direction_norm = tf.norm(param), tf.norm(direction)
-        trust_ratio = tf.where((param_norm > 0) & (direction_norm > 0), param_norm / direction_norm, 1.0)
+        trust_ratio = tf.where(
+            (param_norm > 0) & (direction_norm > 0), param_norm / direction_norm, 1.0
+        )
         return trust_ratio * direction
 
 
@@ -195,6 +262,7 @@ OPTIMIZERS = {"adamw": AdamWeightDecay, "lamb": Lamb}
 
 def create_optimizer(variables, init_lr, num_train_steps, num_warmup_steps, optimizer="adamw"):
     """The optimizer the scripts' --optimizer flag names, on the reference's schedule."""
+
     def schedule(step):
         return learning_rate_schedule(step, init_lr, num_train_steps, num_warmup_steps)
 
@@ -219,27 +287,39 @@ def accumulate_gradients(compute_loss, variables, features, num_micro_batches, l
     Returns:
       (float32 scalar loss, summed side outputs, list of dense gradients, one per variable).
     """
+
     def loss_and_gradients(micro_features):
         with tf.GradientTape() as tape:
             loss, side_outputs = compute_loss(micro_features)
             scaled_loss = loss * loss_scale.scale if loss_scale is not None else loss
         gradients = tape.gradient(scaled_loss, variables)
-        dense = [tf.convert_to_tensor(g) if g is not None else tf.zeros_like(v) for g, v in zip(gradients, variables)]
+        dense = [
+            tf.convert_to_tensor(g) if g is not None else tf.zeros_like(v)
+            for g, v in zip(gradients, variables)
+        ]
         return loss, side_outputs, dense
 
     if num_micro_batches == 1:
         return loss_and_gradients(features)
-    sliced = {name: tf.reshape(x, [num_micro_batches, -1] + x.shape[1:].as_list()) for name, x in features.items()}
+    sliced = {
+        name: tf.reshape(x, [num_micro_batches, -1] + x.shape[1:].as_list())
+        for name, x in features.items()
+    }
 
     def micro_batch(index):
         return loss_and_gradients({name: x[index] for name, x in sliced.items()})
 
     def body(index, loss_sum, side_sums, gradient_sums):
         loss, side_outputs, gradients = micro_batch(index)
-        return (index + 1, loss_sum + loss, tf.nest.map_structure(tf.add, side_sums, side_outputs),
-                [s + g for s, g in zip(gradient_sums, gradients)])
+        return (
+            index + 1,
+            loss_sum + loss,
+            tf.nest.map_structure(tf.add, side_sums, side_outputs),
+            [s + g for s, g in zip(gradient_sums, gradients)],
+        )
 
     # A while loop, not unrolled: one micro-batch's activations are alive at a time.
     _, loss_sum, side_sums, gradient_sums = tf.while_loop(
-        lambda index, *_: index < num_micro_batches, body, (tf.constant(1), *micro_batch(0)))
+        lambda index, *_: index < num_micro_batches, body, (tf.constant(1), *micro_batch(0))
+    )
     return loss_sum / num_micro_batches, side_sums, [g / num_micro_batches for g in gradient_sums]

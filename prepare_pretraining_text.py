@@ -25,11 +25,14 @@ FLAGS = flags.FLAGS
 
 shared_flags.define_input_file("Raw text files: a comma-separated list of globs.")
 shared_flags.define_output_file("The sentence-per-line file to write.")
-flags.DEFINE_enum("document_boundary", "blank_line", ["blank_line", "line", "file"], "Where documents end.")
+flags.DEFINE_enum(
+    "document_boundary", "blank_line", ["blank_line", "line", "file"], "Where documents end."
+)
 
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr prof sr jr st mt vs etc e.g i.e cf al fig no vol pp ed eds approx ca c inc ltd co corp dept est "
-    "jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k u.n a.d b.c gen col lt sgt capt rev gov sen rep".split())
+    "jan feb mar apr jun jul aug sep sept oct nov dec u.s u.k u.n a.d b.c gen col lt sgt capt rev gov sen rep".split()
+)
 _SENTENCE_END = re.compile(r"""[.!?]+["'”’)\]]*(?=\s+["'“‘(\[]?[A-Z0-9])""")
 
 
@@ -38,9 +41,11 @@ def split_sentences(paragraph):
     sentences, start = [], 0
     for match in _SENTENCE_END.finditer(paragraph):
         end = match.end()
-        words = paragraph[start:match.start() + 1].split()
+        words = paragraph[start : match.start() + 1].split()
         last_word = words[-1].rstrip(".").lower() if words else ""
-        if match.group().startswith(".") and (last_word in _ABBREVIATIONS or re.fullmatch(r"[a-z]", last_word)):
+        if match.group().startswith(".") and (
+            last_word in _ABBREVIATIONS or re.fullmatch(r"[a-z]", last_word)
+        ):
             continue
         sentences.append(paragraph[start:end].strip())
         start = end
@@ -73,7 +78,10 @@ def main(argv):
     paths = file_io.expand_input_files(FLAGS.input_file, "input_file")
     file_io.check_output_directory(FLAGS.output_file, "output_file")
     documents = sentences = 0
-    with file_io.atomic_output(FLAGS.output_file) as temporary, file_io.open_file(temporary, "w") as writer:
+    with (
+        file_io.atomic_output(FLAGS.output_file) as temporary,
+        file_io.open_file(temporary, "w") as writer,
+    ):
         for document in documents_of(paths, FLAGS.document_boundary):
             lines = [sentence for paragraph in document for sentence in split_sentences(paragraph)]
             if documents:

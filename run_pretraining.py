@@ -40,14 +40,27 @@ shared_flags.define_eval_flags()
 shared_flags.define_input_file("Input TF example files (can be a glob or comma separated).")
 shared_flags.define_max_seq_length()
 shared_flags.define_masking_flags()
-shared_flags.define_vocab_file("With --dynamic_masking: the vocabulary, for the ids of [CLS], [SEP], [MASK].")
-flags.DEFINE_string("eval_input_file", None, "Evaluation TF example files (default: --input_file, as the reference).")
+shared_flags.define_vocab_file(
+    "With --dynamic_masking: the vocabulary, for the ids of [CLS], [SEP], [MASK]."
+)
+flags.DEFINE_string(
+    "eval_input_file",
+    None,
+    "Evaluation TF example files (default: --input_file, as the reference).",
+)
 flags.DEFINE_integer("num_train_steps", 100000, "Number of training steps.", lower_bound=1)
 flags.DEFINE_integer("num_warmup_steps", 10000, "Number of warmup steps.", lower_bound=0)
 flags.DEFINE_integer("max_eval_steps", 100, "Maximum number of eval steps.", lower_bound=1)
-flags.DEFINE_bool("dynamic_masking", False, "Draw fresh masks each time a record is read (needs --vocab_file).")
+flags.DEFINE_bool(
+    "dynamic_masking", False, "Draw fresh masks each time a record is read (needs --vocab_file)."
+)
 
-METRIC_NAMES = ("masked_lm_accuracy", "masked_lm_loss", "next_sentence_accuracy", "next_sentence_loss")
+METRIC_NAMES = (
+    "masked_lm_accuracy",
+    "masked_lm_loss",
+    "next_sentence_accuracy",
+    "next_sentence_loss",
+)
 MASKED_LM_DENOMINATOR_EPSILON = 1e-5
 
 
@@ -60,15 +73,19 @@ def record_features(max_seq_length, max_predictions_per_seq, with_masks=True):
         "next_sentence_labels": tf.io.FixedLenFeature([1], tf.int64),
     }
     if with_masks:
-        features.update({
-            "masked_lm_positions": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
-            "masked_lm_ids": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
-            "masked_lm_weights": tf.io.FixedLenFeature([max_predictions_per_seq], tf.float32),
-        })
+        features.update(
+            {
+                "masked_lm_positions": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
+                "masked_lm_ids": tf.io.FixedLenFeature([max_predictions_per_seq], tf.int64),
+                "masked_lm_weights": tf.io.FixedLenFeature([max_predictions_per_seq], tf.float32),
+            }
+        )
     return features
 
 
-def dynamic_masking(features, special_ids, mask_id, vocab_size, max_predictions_per_seq, masked_lm_prob):
+def dynamic_masking(
+    features, special_ids, mask_id, vocab_size, max_predictions_per_seq, masked_lm_prob
+):
     """Adds fresh masked_lm_positions / ids / weights to a batch and masks its input_ids.
 
     features: input_ids, input_mask int32 [B, S] → the same dict plus masked_lm_* [B, P].
@@ -79,12 +96,14 @@ def dynamic_masking(features, special_ids, mask_id, vocab_size, max_predictions_
     for special_id in special_ids:
         candidate &= tf.not_equal(input_ids, special_id)
     num_tokens = tf.reduce_sum(tf.cast(features["input_mask"], tf.float32), axis=1)  # [B]
-    num_to_predict = tf.minimum(max_predictions_per_seq,
-                                tf.maximum(1, tf.cast(tf.round(num_tokens * masked_lm_prob), tf.int32)))
+    num_to_predict = tf.minimum(
+        max_predictions_per_seq,
+        tf.maximum(1, tf.cast(tf.round(num_tokens * masked_lm_prob), tf.int32)),
+    )
     # A random order of the candidates first: the first num_to_predict of it are predicted.
     scores = tf.where(candidate, tf.random.uniform(shape), -1.0)
     _, order = tf.math.top_k(scores, k=max_predictions_per_seq)  # [B, P]
-    chosen = (tf.range(max_predictions_per_seq)[tf.newaxis, :] < num_to_predict[:, tf.newaxis])
+    chosen = tf.range(max_predictions_per_seq)[tf.newaxis, :] < num_to_predict[:, tf.newaxis]
     chosen &= tf.gather(candidate, order, batch_dims=1)
     # Predictions sorted by position, as the reference writes them; unused slots at the end.
     positions = tf.sort(tf.where(chosen, order, shape[1]), axis=1)
@@ -93,12 +112,19 @@ def dynamic_masking(features, special_ids, mask_id, vocab_size, max_predictions_
     original = tf.gather(input_ids, positions, batch_dims=1)
     draw = tf.random.uniform(tf.shape(positions))
     random_words = tf.random.uniform(tf.shape(positions), maxval=vocab_size, dtype=input_ids.dtype)
-    replacement = tf.where(draw < 0.8, tf.cast(mask_id, input_ids.dtype), tf.where(draw < 0.9, original, random_words))
+    replacement = tf.where(
+        draw < 0.8, tf.cast(mask_id, input_ids.dtype), tf.where(draw < 0.9, original, random_words)
+    )
     replacement = tf.where(weights > 0, replacement, original)
     row = tf.broadcast_to(tf.range(shape[0])[:, tf.newaxis], tf.shape(positions))
     masked_ids = tf.tensor_scatter_nd_update(input_ids, tf.stack([row, positions], -1), replacement)
-    return {**features, "input_ids": masked_ids, "masked_lm_positions": positions,
-            "masked_lm_ids": tf.where(weights > 0, original, 0), "masked_lm_weights": weights}
+    return {
+        **features,
+        "input_ids": masked_ids,
+        "masked_lm_positions": positions,
+        "masked_lm_ids": tf.where(weights > 0, original, 0),
+        "masked_lm_weights": weights,
+    }
 
 
 def pretraining_losses(model, features, training, example_weights=None):
@@ -107,22 +133,51 @@ def pretraining_losses(model, features, training, example_weights=None):
     Returns (total loss, {metric: (numerator, denominator)}); example_weights [B] (is_real_example)
     leaves out padding examples at evaluation.
     """
-    mlm_logits, nsp_logits = model(features["input_ids"], features["input_mask"], features["segment_ids"],
-                                   features["masked_lm_positions"], training=training)  # [B, P, V], [B, 2]
-    example_weights = tf.ones([tf.shape(nsp_logits)[0]]) if example_weights is None else tf.cast(example_weights, tf.float32)
+    mlm_logits, nsp_logits = model(
+        features["input_ids"],
+        features["input_mask"],
+        features["segment_ids"],
+        features["masked_lm_positions"],
+        training=training,
+    )  # [B, P, V], [B, 2]
+    example_weights = (
+        tf.ones([tf.shape(nsp_logits)[0]])
+        if example_weights is None
+        else tf.cast(example_weights, tf.float32)
+    )
     mlm_weights = features["masked_lm_weights"] * example_weights[:, tf.newaxis]  # [B, P]
-    mlm_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(features["masked_lm_ids"], mlm_logits)  # [B, P]
-    mlm_loss = tf.reduce_sum(mlm_weights * mlm_losses) / (tf.reduce_sum(mlm_weights) + MASKED_LM_DENOMINATOR_EPSILON)
+    mlm_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(
+        features["masked_lm_ids"], mlm_logits
+    )  # [B, P]
+    mlm_loss = tf.reduce_sum(mlm_weights * mlm_losses) / (
+        tf.reduce_sum(mlm_weights) + MASKED_LM_DENOMINATOR_EPSILON
+    )
     nsp_labels = tf.reshape(features["next_sentence_labels"], [-1])
     nsp_losses = tf.nn.sparse_softmax_cross_entropy_with_logits(nsp_labels, nsp_logits)  # [B]
-    nsp_loss = tf.reduce_sum(nsp_losses * example_weights) / tf.maximum(tf.reduce_sum(example_weights), 1.0)
-    mlm_correct = tf.cast(tf.equal(tf.argmax(mlm_logits, -1, output_type=tf.int32), features["masked_lm_ids"]), tf.float32)
-    nsp_correct = tf.cast(tf.equal(tf.argmax(nsp_logits, -1, output_type=tf.int32), nsp_labels), tf.float32)
+    nsp_loss = tf.reduce_sum(nsp_losses * example_weights) / tf.maximum(
+        tf.reduce_sum(example_weights), 1.0
+    )
+    mlm_correct = tf.cast(
+        tf.equal(tf.argmax(mlm_logits, -1, output_type=tf.int32), features["masked_lm_ids"]),
+        tf.float32,
+    )
+    nsp_correct = tf.cast(
+        tf.equal(tf.argmax(nsp_logits, -1, output_type=tf.int32), nsp_labels), tf.float32
+    )
     metrics = {
-        "masked_lm_accuracy": (tf.reduce_sum(mlm_correct * mlm_weights), tf.reduce_sum(mlm_weights)),
+        "masked_lm_accuracy": (
+            tf.reduce_sum(mlm_correct * mlm_weights),
+            tf.reduce_sum(mlm_weights),
+        ),
         "masked_lm_loss": (tf.reduce_sum(mlm_losses * mlm_weights), tf.reduce_sum(mlm_weights)),
-        "next_sentence_accuracy": (tf.reduce_sum(nsp_correct * example_weights), tf.reduce_sum(example_weights)),
-        "next_sentence_loss": (tf.reduce_sum(nsp_losses * example_weights), tf.reduce_sum(example_weights)),
+        "next_sentence_accuracy": (
+            tf.reduce_sum(nsp_correct * example_weights),
+            tf.reduce_sum(example_weights),
+        ),
+        "next_sentence_loss": (
+            tf.reduce_sum(nsp_losses * example_weights),
+            tf.reduce_sum(example_weights),
+        ),
     }
     return mlm_loss + nsp_loss, metrics
 
@@ -140,8 +195,13 @@ def pretraining_eval_metrics(model, features):
 
 def make_parse_batch():
     """Serialized records [b] → features, with fresh masks under --dynamic_masking."""
-    parse = training.parse_records(record_features(FLAGS.max_seq_length, FLAGS.max_predictions_per_seq,
-                                                   with_masks=not FLAGS.dynamic_masking))
+    parse = training.parse_records(
+        record_features(
+            FLAGS.max_seq_length,
+            FLAGS.max_predictions_per_seq,
+            with_masks=not FLAGS.dynamic_masking,
+        )
+    )
     if not FLAGS.dynamic_masking:
         return parse
     if not FLAGS.vocab_file:
@@ -151,8 +211,14 @@ def make_parse_batch():
         if token not in vocab:
             raise errors.InputError(f"--vocab_file: {FLAGS.vocab_file} has no {token} token")
     special_ids = (vocab["[CLS]"], vocab["[SEP]"])
-    return lambda serialized: dynamic_masking(parse(serialized), special_ids, vocab["[MASK]"], len(vocab),
-                                              FLAGS.max_predictions_per_seq, FLAGS.masked_lm_prob)
+    return lambda serialized: dynamic_masking(
+        parse(serialized),
+        special_ids,
+        vocab["[MASK]"],
+        len(vocab),
+        FLAGS.max_predictions_per_seq,
+        FLAGS.masked_lm_prob,
+    )
 
 
 def main(argv):
@@ -168,29 +234,52 @@ def main(argv):
     config = modeling.BertConfig.from_json_file(FLAGS.bert_config_file)
     modeling.check_max_seq_length(FLAGS.max_seq_length, config, FLAGS.bert_config_file, minimum=1)
     train_files = file_io.expand_input_files(FLAGS.input_file, "input_file")
-    eval_files = file_io.expand_input_files(FLAGS.eval_input_file, "eval_input_file") if FLAGS.eval_input_file \
+    eval_files = (
+        file_io.expand_input_files(FLAGS.eval_input_file, "eval_input_file")
+        if FLAGS.eval_input_file
         else train_files
+    )
     expected = {"input_ids": (FLAGS.max_seq_length, "--max_seq_length")}
     if not FLAGS.dynamic_masking:
-        expected["masked_lm_positions"] = (FLAGS.max_predictions_per_seq, "--max_predictions_per_seq")
+        expected["masked_lm_positions"] = (
+            FLAGS.max_predictions_per_seq,
+            "--max_predictions_per_seq",
+        )
     for path in {train_files[0], eval_files[0]}:
         training.check_record_lengths(path, expected)
     parse_batch = make_parse_batch()
 
     # Model.
-    trainer = training.Trainer(functools.partial(modeling.BertPretrainingModel, config), strategy,
-                               eval_batch_size=FLAGS.eval_batch_size, **shared_flags.trainer_options())
+    trainer = training.Trainer(
+        functools.partial(modeling.BertPretrainingModel, config),
+        strategy,
+        eval_batch_size=FLAGS.eval_batch_size,
+        **shared_flags.trainer_options(),
+    )
 
     # Loop.
     if FLAGS.do_train:
-        logging.info("Training %d steps of %d sequences", FLAGS.num_train_steps, FLAGS.train_batch_size)
-        trainer.train(train_files, parse_batch, pretraining_training_loss, METRIC_NAMES, FLAGS.num_train_steps,
-                      FLAGS.num_warmup_steps)
+        logging.info(
+            "Training %d steps of %d sequences", FLAGS.num_train_steps, FLAGS.train_batch_size
+        )
+        trainer.train(
+            train_files,
+            parse_batch,
+            pretraining_training_loss,
+            METRIC_NAMES,
+            FLAGS.num_train_steps,
+            FLAGS.num_warmup_steps,
+        )
 
     # Outputs.
     if FLAGS.do_eval:
-        results = trainer.evaluate(eval_files, parse_batch, pretraining_eval_metrics, METRIC_NAMES + ("loss",),
-                                   max_steps=FLAGS.max_eval_steps)
+        results = trainer.evaluate(
+            eval_files,
+            parse_batch,
+            pretraining_eval_metrics,
+            METRIC_NAMES + ("loss",),
+            max_steps=FLAGS.max_eval_steps,
+        )
         if trainer.chief:
             training.write_results(os.path.join(FLAGS.output_dir, "eval_results.txt"), results)
 

@@ -40,6 +40,7 @@ _POSITIVE = (lambda value: value > 0, "must be > 0")
 
 # Files.
 
+
 def define_input_file(help_text):
     _define(flags.DEFINE_string, "input_file", None, help_text)
 
@@ -48,26 +49,40 @@ def define_output_file(help_text):
     _define(flags.DEFINE_string, "output_file", None, help_text)
 
 
-def define_output_dir(help_text="The output directory where the model checkpoints will be written."):
+def define_output_dir(
+    help_text="The output directory where the model checkpoints will be written.",
+):
     _define(flags.DEFINE_string, "output_dir", None, help_text)
 
 
 # The model and its vocabulary.
 
+
 def define_model_flags():
     """--bert_config_file and --init_checkpoint."""
-    _define(flags.DEFINE_string, "bert_config_file", None,
-            "The config json file corresponding to the pre-trained BERT model. This specifies the model architecture.")
-    _define(flags.DEFINE_string, "init_checkpoint", None,
-            "Initial checkpoint (usually from a pre-trained BERT model).")
+    _define(
+        flags.DEFINE_string,
+        "bert_config_file",
+        None,
+        "The config json file corresponding to the pre-trained BERT model. This specifies the model architecture.",
+    )
+    _define(
+        flags.DEFINE_string,
+        "init_checkpoint",
+        None,
+        "Initial checkpoint (usually from a pre-trained BERT model).",
+    )
 
 
 def define_vocab_file(help_text="The vocabulary file that the BERT model was trained on."):
     _define(flags.DEFINE_string, "vocab_file", None, help_text)
 
 
-def define_do_lower_case(help_text="Whether to lower case the input text. Should be True for uncased models and "
-                                   "False for cased models.", default=True):
+def define_do_lower_case(
+    help_text="Whether to lower case the input text. Should be True for uncased models and "
+    "False for cased models.",
+    default=True,
+):
     _define(flags.DEFINE_bool, "do_lower_case", default, help_text)
 
 
@@ -78,14 +93,23 @@ def define_vocab_flags():
 
 
 def define_spm_model_file():
-    _define(flags.DEFINE_string, "spm_model_file", None,
-            "A SentencePiece model to tokenize with instead of --vocab_file.")
+    _define(
+        flags.DEFINE_string,
+        "spm_model_file",
+        None,
+        "A SentencePiece model to tokenize with instead of --vocab_file.",
+    )
 
 
 def define_max_seq_length():
-    _define(flags.DEFINE_integer, "max_seq_length", 128,
-            "The maximum total input sequence length after WordPiece tokenization. Sequences longer than this "
-            "will be truncated, and sequences shorter than this will be padded.", lower_bound=1)
+    _define(
+        flags.DEFINE_integer,
+        "max_seq_length",
+        128,
+        "The maximum total input sequence length after WordPiece tokenization. Sequences longer than this "
+        "will be truncated, and sequences shorter than this will be padded.",
+        lower_bound=1,
+    )
 
 
 def define_label_list(help_text):
@@ -94,19 +118,35 @@ def define_label_list(help_text):
 
 # Pretraining data.
 
+
 def define_masking_flags():
     """--max_predictions_per_seq and --masked_lm_prob."""
-    _define(flags.DEFINE_integer, "max_predictions_per_seq", 20,
-            "Maximum number of masked LM predictions per sequence.", lower_bound=1)
-    _define(flags.DEFINE_float, "masked_lm_prob", 0.15, "Masked LM probability.", lower_bound=0.0, upper_bound=1.0)
+    _define(
+        flags.DEFINE_integer,
+        "max_predictions_per_seq",
+        20,
+        "Maximum number of masked LM predictions per sequence.",
+        lower_bound=1,
+    )
+    _define(
+        flags.DEFINE_float,
+        "masked_lm_prob",
+        0.15,
+        "Masked LM probability.",
+        lower_bound=0.0,
+        upper_bound=1.0,
+    )
 
 
-def define_random_seed(help_text="Random seed: of the initial weights, dropout and the input shuffle when training; "
-                                 "of the masks and pairs when creating data."):
+def define_random_seed(
+    help_text="Random seed: of the initial weights, dropout and the input shuffle when training; "
+    "of the masks and pairs when creating data.",
+):
     _define(flags.DEFINE_integer, "random_seed", 12345, help_text)
 
 
 # Fine-tuning.
+
 
 def define_num_train_epochs(help_text="Total number of training epochs to perform."):
     _define(flags.DEFINE_float, "num_train_epochs", 3.0, help_text, validator=_POSITIVE)
@@ -115,31 +155,69 @@ def define_num_train_epochs(help_text="Total number of training epochs to perfor
 def define_fine_tuning_flags():
     """--num_train_epochs and --warmup_proportion."""
     define_num_train_epochs()
-    _define(flags.DEFINE_float, "warmup_proportion", 0.1,
-            "Proportion of training to perform linear learning rate warmup for. E.g., 0.1 = 10% of training.",
-            lower_bound=0.0, upper_bound=1.0)
+    _define(
+        flags.DEFINE_float,
+        "warmup_proportion",
+        0.1,
+        "Proportion of training to perform linear learning rate warmup for. E.g., 0.1 = 10% of training.",
+        lower_bound=0.0,
+        upper_bound=1.0,
+    )
 
 
 # The engine.
 
+
 def define_strategy_flags():
     """Where the job runs: a Cloud TPU, several machines (TF_CONFIG), several GPUs, or one device."""
     _define(flags.DEFINE_bool, "use_tpu", False, "Whether to use TPU or GPU/CPU.")
-    _define(flags.DEFINE_string, "tpu_name", None, "The Cloud TPU to use for training: a name, or a grpc:// address.")
-    _define(flags.DEFINE_string, "tpu_zone", None, "GCE zone of the Cloud TPU (detected when omitted).")
-    _define(flags.DEFINE_string, "gcp_project", None, "Project of the Cloud TPU (detected when omitted).")
-    _define(flags.DEFINE_string, "master", None, "TensorFlow master URL (an alternative to --tpu_name).")
-    _define(flags.DEFINE_integer, "num_tpu_cores", 8, "Only used if `use_tpu` is True: total number of TPU cores "
-                                                      "(TPUStrategy uses every core the TPU has; a different count "
-                                                      "is logged).", lower_bound=1)
-    _define(flags.DEFINE_integer, "cpu_replicas", 1, "Split the CPU into this many devices and mirror over them "
-                                                     "(distribution without accelerators, for testing).", lower_bound=1)
+    _define(
+        flags.DEFINE_string,
+        "tpu_name",
+        None,
+        "The Cloud TPU to use for training: a name, or a grpc:// address.",
+    )
+    _define(
+        flags.DEFINE_string, "tpu_zone", None, "GCE zone of the Cloud TPU (detected when omitted)."
+    )
+    _define(
+        flags.DEFINE_string,
+        "gcp_project",
+        None,
+        "Project of the Cloud TPU (detected when omitted).",
+    )
+    _define(
+        flags.DEFINE_string, "master", None, "TensorFlow master URL (an alternative to --tpu_name)."
+    )
+    _define(
+        flags.DEFINE_integer,
+        "num_tpu_cores",
+        8,
+        "Only used if `use_tpu` is True: total number of TPU cores "
+        "(TPUStrategy uses every core the TPU has; a different count "
+        "is logged).",
+        lower_bound=1,
+    )
+    _define(
+        flags.DEFINE_integer,
+        "cpu_replicas",
+        1,
+        "Split the CPU into this many devices and mirror over them "
+        "(distribution without accelerators, for testing).",
+        lower_bound=1,
+    )
 
 
 def strategy_options():
     """Keyword arguments of training.create_strategy from the strategy flags."""
-    return {"use_tpu": FLAGS.use_tpu, "tpu_name": FLAGS.tpu_name or FLAGS.master, "tpu_zone": FLAGS.tpu_zone,
-            "gcp_project": FLAGS.gcp_project, "num_tpu_cores": FLAGS.num_tpu_cores, "cpu_replicas": FLAGS.cpu_replicas}
+    return {
+        "use_tpu": FLAGS.use_tpu,
+        "tpu_name": FLAGS.tpu_name or FLAGS.master,
+        "tpu_zone": FLAGS.tpu_zone,
+        "gcp_project": FLAGS.gcp_project,
+        "num_tpu_cores": FLAGS.num_tpu_cores,
+        "cpu_replicas": FLAGS.cpu_replicas,
+    }
 
 
 def define_training_flags():
@@ -151,20 +229,62 @@ def define_training_flags():
     define_strategy_flags()
     define_random_seed()
     _define(flags.DEFINE_bool, "do_train", False, "Whether to run training.")
-    _define(flags.DEFINE_integer, "train_batch_size", 32, "Total batch size for training.", lower_bound=1)
-    _define(flags.DEFINE_float, "learning_rate", 5e-5, "The initial learning rate for Adam.", validator=_POSITIVE)
-    _define(flags.DEFINE_enum, "optimizer", "adamw", "AdamWeightDecay (the reference's) or LAMB.",
-            enum_values=["adamw", "lamb"])
-    _define(flags.DEFINE_integer, "save_checkpoints_steps", 1000, "How often to save the model checkpoint.",
-            lower_bound=1)
-    _define(flags.DEFINE_integer, "keep_checkpoint_max", 5, "How many recent checkpoints to keep (0: all of them).",
-            lower_bound=0)
-    _define(flags.DEFINE_integer, "iterations_per_loop", 1000, "How many steps to make in each estimator call.",
-            lower_bound=1)
-    _define(flags.DEFINE_integer, "gradient_accumulation_steps", 1,
-            "Micro-batches per update; each is train_batch_size / this.", lower_bound=1)
-    _define(flags.DEFINE_enum, "precision", "fp32", "Compute precision (variables stay fp32).",
-            enum_values=["fp32", "bf16", "fp16"])
+    _define(
+        flags.DEFINE_integer,
+        "train_batch_size",
+        32,
+        "Total batch size for training.",
+        lower_bound=1,
+    )
+    _define(
+        flags.DEFINE_float,
+        "learning_rate",
+        5e-5,
+        "The initial learning rate for Adam.",
+        validator=_POSITIVE,
+    )
+    _define(
+        flags.DEFINE_enum,
+        "optimizer",
+        "adamw",
+        "AdamWeightDecay (the reference's) or LAMB.",
+        enum_values=["adamw", "lamb"],
+    )
+    _define(
+        flags.DEFINE_integer,
+        "save_checkpoints_steps",
+        1000,
+        "How often to save the model checkpoint.",
+        lower_bound=1,
+    )
+    _define(
+        flags.DEFINE_integer,
+        "keep_checkpoint_max",
+        5,
+        "How many recent checkpoints to keep (0: all of them).",
+        lower_bound=0,
+    )
+    _define(
+        flags.DEFINE_integer,
+        "iterations_per_loop",
+        1000,
+        "How many steps to make in each estimator call.",
+        lower_bound=1,
+    )
+    _define(
+        flags.DEFINE_integer,
+        "gradient_accumulation_steps",
+        1,
+        "Micro-batches per update; each is train_batch_size / this.",
+        lower_bound=1,
+    )
+    _define(
+        flags.DEFINE_enum,
+        "precision",
+        "fp32",
+        "Compute precision (variables stay fp32).",
+        enum_values=["fp32", "bf16", "fp16"],
+    )
     _define(flags.DEFINE_bool, "use_xla", True, "Compile the forward and backward pass with XLA.")
 
 
@@ -176,14 +296,38 @@ def define_eval_flags():
 
 def define_prediction_flags():
     """--do_predict and --predict_batch_size."""
-    _define(flags.DEFINE_bool, "do_predict", False, "Whether to run the model in inference mode on the test set.")
-    _define(flags.DEFINE_integer, "predict_batch_size", 8, "Total batch size for predict.", lower_bound=1)
+    _define(
+        flags.DEFINE_bool,
+        "do_predict",
+        False,
+        "Whether to run the model in inference mode on the test set.",
+    )
+    _define(
+        flags.DEFINE_integer,
+        "predict_batch_size",
+        8,
+        "Total batch size for predict.",
+        lower_bound=1,
+    )
 
 
 def trainer_options():
     """Keyword arguments of training.Trainer from the training flags (a script that evaluates or
     predicts adds eval_batch_size=FLAGS.eval_batch_size, predict_batch_size=FLAGS.predict_batch_size)."""
-    return {name: FLAGS[name].value for name in (
-        "output_dir", "init_checkpoint", "train_batch_size", "learning_rate", "optimizer",
-        "save_checkpoints_steps", "keep_checkpoint_max", "iterations_per_loop", "gradient_accumulation_steps",
-        "precision", "use_xla", "random_seed")}
+    return {
+        name: FLAGS[name].value
+        for name in (
+            "output_dir",
+            "init_checkpoint",
+            "train_batch_size",
+            "learning_rate",
+            "optimizer",
+            "save_checkpoints_steps",
+            "keep_checkpoint_max",
+            "iterations_per_loop",
+            "gradient_accumulation_steps",
+            "precision",
+            "use_xla",
+            "random_seed",
+        )
+    }

@@ -1,7 +1,7 @@
 """Text to WordPiece or SentencePiece tokens and ids, with the reference BERT semantics.
 
     tokenizer = tokenization.FullTokenizer("vocab.txt", do_lower_case=True)
-    tokens = tokenizer.tokenize("UNwant\u00E9d,running")  # un ##want ##ed , runn ##ing
+    tokens = tokenizer.tokenize("UNwant\u00e9d,running")  # un ##want ##ed , runn ##ing
     ids = tokenizer.convert_tokens_to_ids(tokens)
     ids_per_line = tokenizer.encode_batch(lines)          # same ids, compiled fast path
 
@@ -148,7 +148,8 @@ def validate_case_matches_checkpoint(do_lower_case, init_checkpoint):
     raise InputError(
         f"--do_lower_case={do_lower_case} makes the text {actual}, but the released checkpoint "
         f"{model_name} was trained on {expected} text; set --do_lower_case={expected_lower_case}, "
-        f"or rename the checkpoint folder if you really mean to fine-tune it this way")
+        f"or rename the checkpoint folder if you really mean to fine-tune it this way"
+    )
 
 
 def _is_whitespace(char):
@@ -168,7 +169,12 @@ def _is_control(char):
 def _is_punctuation(char):
     """True for every non-alphanumeric printable ASCII character and every Unicode P*."""
     code_point = ord(char)
-    if 33 <= code_point <= 47 or 58 <= code_point <= 64 or 91 <= code_point <= 96 or 123 <= code_point <= 126:
+    if (
+        33 <= code_point <= 47
+        or 58 <= code_point <= 64
+        or 91 <= code_point <= 96
+        or 123 <= code_point <= 126
+    ):
         return True
     return unicodedata.category(char).startswith("P")
 
@@ -227,7 +233,9 @@ def _token_splitter(tokens):
     or None when there are no tokens."""
     if not tokens:
         return None
-    return re.compile("(" + "|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True)) + ")")
+    return re.compile(
+        "(" + "|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True)) + ")"
+    )
 
 
 class BasicTokenizer:
@@ -285,7 +293,9 @@ class WordpieceTokenizer:
 
     _CACHE_LIMIT = 1 << 20
 
-    def __init__(self, vocab, unk_token=UNKNOWN_TOKEN, max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD):
+    def __init__(
+        self, vocab, unk_token=UNKNOWN_TOKEN, max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD
+    ):
         self.vocab = vocab
         self.unk_token = unk_token
         self.max_input_chars_per_word = max_input_chars_per_word
@@ -341,8 +351,13 @@ class FullTokenizer:
         self.vocab = load_vocab(vocab_file)
         self.inv_vocab = {index: token for token, index in self.vocab.items()}
         self.special_tokens = (
-            tuple(t for t in self.vocab if _SPECIAL_TOKEN_PATTERN.fullmatch(t)) if protect_special_tokens else ())
-        self.basic_tokenizer = BasicTokenizer(do_lower_case=do_lower_case, never_split=self.special_tokens)
+            tuple(t for t in self.vocab if _SPECIAL_TOKEN_PATTERN.fullmatch(t))
+            if protect_special_tokens
+            else ()
+        )
+        self.basic_tokenizer = BasicTokenizer(
+            do_lower_case=do_lower_case, never_split=self.special_tokens
+        )
         self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
         self._fast_path = None
 
@@ -395,20 +410,27 @@ class SentencePieceTokenizer:
         try:
             self.processor.LoadFromSerializedProto(model_proto)
         except (OSError, RuntimeError) as error:
-            raise InputError(f"spm model file {spm_model_file}: does not load as a SentencePiece model "
-                             f"({str(error).splitlines()[0]})") from None
+            raise InputError(
+                f"spm model file {spm_model_file}: does not load as a SentencePiece model "
+                f"({str(error).splitlines()[0]})"
+            ) from None
         self.vocab = collections.OrderedDict(
-            (self.processor.IdToPiece(index), index) for index in range(self.processor.GetPieceSize()))
+            (self.processor.IdToPiece(index), index)
+            for index in range(self.processor.GetPieceSize())
+        )
         self.inv_vocab = {index: token for token, index in self.vocab.items()}
         self._special_piece_splitter = _token_splitter(
-            [piece for piece in self.vocab if _SPECIAL_TOKEN_PATTERN.fullmatch(piece)])
+            [piece for piece in self.vocab if _SPECIAL_TOKEN_PATTERN.fullmatch(piece)]
+        )
 
     def tokenize(self, text):
         text = " ".join(convert_to_unicode(text).split())
         if self.do_lower_case:
             # re.split with one capture group alternates plain text and special pieces, which keep
             # their case so that [MASK] stays one piece.
-            parts = self._special_piece_splitter.split(text) if self._special_piece_splitter else [text]
+            parts = (
+                self._special_piece_splitter.split(text) if self._special_piece_splitter else [text]
+            )
             text = "".join(part if index % 2 else part.lower() for index, part in enumerate(parts))
         return self.processor.EncodeAsPieces(text)
 
@@ -445,15 +467,24 @@ def pack_segments(tokenizer, tokens_a, tokens_b, max_seq_length):
         tokens += tokens_b + ["[SEP]"]
         segment_ids += [1] * (len(tokens_b) + 1)
     padding = [0] * (max_seq_length - len(tokens))
-    return {"tokens": tokens, "input_ids": tokenizer.convert_tokens_to_ids(tokens) + padding,
-            "input_mask": [1] * len(tokens) + padding, "segment_ids": segment_ids + padding, "truncated": truncated}
+    return {
+        "tokens": tokens,
+        "input_ids": tokenizer.convert_tokens_to_ids(tokens) + padding,
+        "input_mask": [1] * len(tokens) + padding,
+        "segment_ids": segment_ids + padding,
+        "truncated": truncated,
+    }
 
 
-def load_tokenizer(vocab_file, do_lower_case=True, spm_model_file=None, protect_special_tokens=False):
+def load_tokenizer(
+    vocab_file, do_lower_case=True, spm_model_file=None, protect_special_tokens=False
+):
     """The tokenizer the scripts' flags ask for: SentencePiece when spm_model_file is set."""
     if spm_model_file:
         return SentencePieceTokenizer(spm_model_file, do_lower_case=do_lower_case)
-    return FullTokenizer(vocab_file, do_lower_case=do_lower_case, protect_special_tokens=protect_special_tokens)
+    return FullTokenizer(
+        vocab_file, do_lower_case=do_lower_case, protect_special_tokens=protect_special_tokens
+    )
 
 
 class FastBatchTokenizer:
@@ -490,20 +521,29 @@ class FastBatchTokenizer:
             # character); words that may pass it take the exact path (_long_word_pattern).
             max_bytes_per_word=4 * max_chars * self._MAX_NORMALISED_CHARS_PER_CHAR,
             token_out_type=tf.int64,
-            lower_case_nfd_strip_accents=full_tokenizer.do_lower_case)
+            lower_case_nfd_strip_accents=full_tokenizer.do_lower_case,
+        )
         cjk_class = "".join(f"\\x{{{low:X}}}-\\x{{{high:X}}}" for low, high in CJK_IDEOGRAPH_RANGES)
         self._cjk_pattern = f"([{cjk_class}])"
         # Category Cc is exactly U+0000–001F and U+007F–009F; tab, newline and return stay.
         self._control_pattern = "[\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F\\x{FFFD}\\p{Cf}]"
         # A word that may pass the limit once normalised: a run of this many non-whitespace characters.
-        run_limit = max_chars // self._MAX_NORMALISED_CHARS_PER_CHAR if full_tokenizer.do_lower_case else max_chars
+        run_limit = (
+            max_chars // self._MAX_NORMALISED_CHARS_PER_CHAR
+            if full_tokenizer.do_lower_case
+            else max_chars
+        )
         whitespace_class = "".join(f"\\x{{{ord(c):X}}}" for c in _unicode_character_classes()[1])
         self._long_word_pattern = f"(?s).*[^{whitespace_class}]{{{run_limit + 1},}}.*"
         # The fast tokenizer numbers the distinct tokens; a vocabulary with a repeated line gives
         # that token the id of its last line (as load_vocab does), so its ids are mapped back.
         line_ids = list(full_tokenizer.vocab.values())
-        self._id_of_fast_id = None if line_ids == list(range(len(line_ids))) else tf.constant(line_ids, tf.int64)
-        self._fast_ids = tf.function(self._fast_ids_graph, input_signature=[tf.TensorSpec([None], tf.string)])
+        self._id_of_fast_id = (
+            None if line_ids == list(range(len(line_ids))) else tf.constant(line_ids, tf.int64)
+        )
+        self._fast_ids = tf.function(
+            self._fast_ids_graph, input_signature=[tf.TensorSpec([None], tf.string)]
+        )
         self._special_pattern = _token_splitter(full_tokenizer.basic_tokenizer.never_split)
         self._checked_chars = set()
         self._disagreeing_chars = set()
@@ -517,7 +557,9 @@ class FastBatchTokenizer:
         and words within the length limit (the class docstring says which differ)."""
         ids = self.fast_wordpiece.tokenize(self._clean_in_graph(texts))
         if self._id_of_fast_id is not None:
-            ids = self._tf.ragged.map_flat_values(lambda flat: self._tf.gather(self._id_of_fast_id, flat), ids)
+            ids = self._tf.ragged.map_flat_values(
+                lambda flat: self._tf.gather(self._id_of_fast_id, flat), ids
+            )
         return ids
 
     def _clean_in_graph(self, texts):
@@ -528,16 +570,20 @@ class FastBatchTokenizer:
         """texts: string [batch] → flat ids int64 [total], row lengths int64 [batch], and
         has_long_word bool [batch]: whether a word may pass the length limit."""
         ids = self.graph_tokenize(texts)
-        long_words = self._tf.strings.regex_full_match(self._clean_in_graph(texts), self._long_word_pattern)
+        long_words = self._tf.strings.regex_full_match(
+            self._clean_in_graph(texts), self._long_word_pattern
+        )
         return ids.flat_values, ids.row_lengths(), long_words
 
     def _run_fast(self, texts):
         """texts: list of str → (list of id lists, list of has_long_word flags)."""
-        flat_ids, lengths, has_long_word = self._fast_ids(self._tf.constant(texts, dtype=self._tf.string))
+        flat_ids, lengths, has_long_word = self._fast_ids(
+            self._tf.constant(texts, dtype=self._tf.string)
+        )
         flat_ids = flat_ids.numpy().tolist()
         ids, start = [], 0
         for length in lengths.numpy().tolist():
-            ids.append(flat_ids[start:start + length])
+            ids.append(flat_ids[start : start + length])
             start += length
         return ids, has_long_word.numpy().tolist()
 
@@ -554,7 +600,10 @@ class FastBatchTokenizer:
         per_char = len(self._PROBE_CONTEXTS)
         for index, char in enumerate(new_chars):
             block = slice(index * per_char, (index + 1) * per_char)
-            if any(fast_ids != self._exact_ids(probe) for fast_ids, probe in zip(fast[block], probes[block])):
+            if any(
+                fast_ids != self._exact_ids(probe)
+                for fast_ids, probe in zip(fast[block], probes[block])
+            ):
                 self._disagreeing_chars.add(char)
         self._checked_chars.update(new_chars)
 
@@ -566,16 +615,27 @@ class FastBatchTokenizer:
         # A lone surrogate has no UTF-8 form, so TensorFlow cannot take the text: exact path.
         unencodable = {i for i, text in enumerate(texts) if _SURROGATE_PATTERN.search(text)}
         # ASCII texts need no character check unless some ASCII character disagrees.
-        checked_rows = [i for i, text in enumerate(texts)
-                        if i not in unencodable and not (self._ascii_agrees and text.isascii())]
+        checked_rows = [
+            i
+            for i, text in enumerate(texts)
+            if i not in unencodable and not (self._ascii_agrees and text.isascii())
+        ]
         char_sets = [set(texts[i]) for i in checked_rows]
         self._learn_chars(set().union(*char_sets))
-        ids, has_long_word = self._run_fast([("" if i in unencodable else text) for i, text in enumerate(texts)])
-        exact_rows = {i for i, chars in zip(checked_rows, char_sets) if not self._disagreeing_chars.isdisjoint(chars)}
+        ids, has_long_word = self._run_fast(
+            [("" if i in unencodable else text) for i, text in enumerate(texts)]
+        )
+        exact_rows = {
+            i
+            for i, chars in zip(checked_rows, char_sets)
+            if not self._disagreeing_chars.isdisjoint(chars)
+        }
         exact_rows.update(i for i, long_word in enumerate(has_long_word) if long_word)
         exact_rows.update(unencodable)
         if self._special_pattern is not None:
-            exact_rows.update(i for i, text in enumerate(texts) if self._special_pattern.search(text))
+            exact_rows.update(
+                i for i, text in enumerate(texts) if self._special_pattern.search(text)
+            )
         for row in exact_rows:
             ids[row] = self._exact_ids(texts[row])
         self.texts_on_exact_path += len(exact_rows)

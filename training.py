@@ -38,8 +38,14 @@ SHUFFLE_BUFFER = 100
 CHECKPOINT_PREFIX = "model.ckpt"
 
 
-def create_strategy(use_tpu=False, tpu_name=None, tpu_zone=None, gcp_project=None, num_tpu_cores=None,
-                    cpu_replicas=1):
+def create_strategy(
+    use_tpu=False,
+    tpu_name=None,
+    tpu_zone=None,
+    gcp_project=None,
+    num_tpu_cores=None,
+    cpu_replicas=1,
+):
     """The tf.distribute strategy asked for (shared_flags.strategy_options() gives the flags'); logs the choice.
 
     A Cloud TPU with use_tpu (tpu_name: a name or grpc:// address, "" or None for the TPU VM's
@@ -49,19 +55,27 @@ def create_strategy(use_tpu=False, tpu_name=None, tpu_zone=None, gcp_project=Non
     joining several machines and splitting the CPU both have to happen at program start.
     """
     if use_tpu:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu_name or "", zone=tpu_zone,
-                                                                     project=gcp_project)
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
+            tpu=tpu_name or "", zone=tpu_zone, project=gcp_project
+        )
         tf.config.experimental_connect_to_cluster(resolver)
         tf.tpu.experimental.initialize_tpu_system(resolver)
         name, strategy = "TPUStrategy", tf.distribute.TPUStrategy(resolver)
         if num_tpu_cores and num_tpu_cores != strategy.num_replicas_in_sync:
-            logging.warning("--num_tpu_cores=%d, but the TPU has %d cores: using them all", num_tpu_cores,
-                            strategy.num_replicas_in_sync)
-    elif len(json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])) > 1:
+            logging.warning(
+                "--num_tpu_cores=%d, but the TPU has %d cores: using them all",
+                num_tpu_cores,
+                strategy.num_replicas_in_sync,
+            )
+    elif (
+        len(json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])) > 1
+    ):
         name, strategy = "MultiWorkerMirroredStrategy", tf.distribute.MultiWorkerMirroredStrategy()
     elif cpu_replicas > 1:
         cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas)
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * cpu_replicas
+        )
         name = "MirroredStrategy"
         strategy = tf.distribute.MirroredStrategy([f"/cpu:{i}" for i in range(cpu_replicas)])
     elif len(tf.config.list_physical_devices("GPU")) > 1:
@@ -77,7 +91,9 @@ def is_chief(strategy):
     resolver = getattr(strategy, "cluster_resolver", None)
     if resolver is None or not resolver.task_type:
         return True
-    return resolver.task_type == "chief" or (resolver.task_type == "worker" and resolver.task_id == 0)
+    return resolver.task_type == "chief" or (
+        resolver.task_type == "worker" and resolver.task_id == 0
+    )
 
 
 def check_record_lengths(path, expected_lengths):
@@ -92,8 +108,10 @@ def check_record_lengths(path, expected_lengths):
             kind = features[name].WhichOneof("kind")
             actual = len(getattr(features[name], kind).value)
             if actual != length:
-                raise InputError(f"{path}: feature {name} has {actual} values per record but {flag} "
-                                 f"expects {length}: were the records written with other flags?")
+                raise InputError(
+                    f"{path}: feature {name} has {actual} values per record but {flag} "
+                    f"expects {length}: were the records written with other flags?"
+                )
         return
     raise InputError(f"{path}: holds no records")
 
@@ -110,8 +128,12 @@ def reading_records(files):
                 for _ in tf.data.TFRecordDataset(path):
                     pass
             except tf.errors.DataLossError as file_error:
-                raise InputError(f"{path}: is not a complete TFRecord file ({errors.describe(file_error)})") from None
-        raise InputError(f"{', '.join(files)}: a record cannot be read ({errors.describe(error)})") from None
+                raise InputError(
+                    f"{path}: is not a complete TFRecord file ({errors.describe(file_error)})"
+                ) from None
+        raise InputError(
+            f"{', '.join(files)}: a record cannot be read ({errors.describe(error)})"
+        ) from None
 
 
 def record_dataset_fn(files, parse_batch, global_batch_size, is_training, seed=0):
@@ -126,6 +148,7 @@ def record_dataset_fn(files, parse_batch, global_batch_size, is_training, seed=0
     Args:
       parse_batch: serialized records string [b] → {name: tensor [b, ...]}.
     """
+
     def dataset_fn(input_context):
         batch_size = input_context.get_per_replica_batch_size(global_batch_size)
         pipelines, index = input_context.num_input_pipelines, input_context.input_pipeline_id
@@ -137,13 +160,19 @@ def record_dataset_fn(files, parse_batch, global_batch_size, is_training, seed=0
         if by_file:
             dataset = dataset.shard(pipelines, index)
         dataset = dataset.shuffle(len(files), seed=seed).repeat()
-        dataset = dataset.interleave(tf.data.TFRecordDataset, cycle_length=min(len(files), 8),
-                                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        dataset = dataset.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(len(files), 8),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
         # Sized by the global batch: every strategy then draws the same records into each global batch.
         dataset = dataset.shuffle(SHUFFLE_BUFFER * global_batch_size, seed=seed)
         if not by_file:
             dataset = dataset.shard(pipelines, index)
-        dataset = dataset.batch(batch_size, drop_remainder=True).map(parse_batch, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.batch(batch_size, drop_remainder=True).map(
+            parse_batch, num_parallel_calls=tf.data.AUTOTUNE
+        )
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     return dataset_fn
@@ -152,10 +181,13 @@ def record_dataset_fn(files, parse_batch, global_batch_size, is_training, seed=0
 def batch_every_example(dataset, batch_size):
     """Static-shaped batches of every example of `dataset`, in order, with `is_real_example` 1; the
     last batch is padded with all-zero examples whose is_real_example is 0."""
-    dataset = dataset.map(lambda features: {**features, "is_real_example": tf.constant(1, tf.int32)})
+    dataset = dataset.map(
+        lambda features: {**features, "is_real_example": tf.constant(1, tf.int32)}
+    )
     # Made from the element spec, not from the data: a generator's examples are read once.
-    padding = tf.data.Dataset.from_tensors(tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype),
-                                                                 dataset.element_spec))
+    padding = tf.data.Dataset.from_tensors(
+        tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype), dataset.element_spec)
+    )
     dataset = dataset.concatenate(padding.repeat(batch_size - 1))
     return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
 
@@ -166,9 +198,18 @@ class MetricSums(tf.Module):
     def __init__(self, names):
         super().__init__()
         self.names = tuple(names)
-        self.sums = {name: tuple(tf.Variable(0.0, trainable=False, synchronization=tf.VariableSynchronization.ON_READ,
-                                             aggregation=tf.VariableAggregation.SUM) for _ in range(2))
-                     for name in self.names}
+        self.sums = {
+            name: tuple(
+                tf.Variable(
+                    0.0,
+                    trainable=False,
+                    synchronization=tf.VariableSynchronization.ON_READ,
+                    aggregation=tf.VariableAggregation.SUM,
+                )
+                for _ in range(2)
+            )
+            for name in self.names
+        }
 
     def add(self, pairs):
         for name in self.names:
@@ -217,11 +258,29 @@ class Trainer:
         on it stops; off for a run that only reads checkpoints there and writes elsewhere.
     """
 
-    def __init__(self, build_model, strategy=None, output_dir=None, *, init_checkpoint=None, train_batch_size=32,
-                 eval_batch_size=8, predict_batch_size=8, learning_rate=5e-5, optimizer="adamw",
-                 iterations_per_loop=1000, save_checkpoints_steps=1000, keep_checkpoint_max=5,
-                 gradient_accumulation_steps=1, precision="fp32", use_xla=True, random_seed=12345,
-                 use_one_hot_embeddings=None, for_tpu=None, lock_output_dir=True):
+    def __init__(
+        self,
+        build_model,
+        strategy=None,
+        output_dir=None,
+        *,
+        init_checkpoint=None,
+        train_batch_size=32,
+        eval_batch_size=8,
+        predict_batch_size=8,
+        learning_rate=5e-5,
+        optimizer="adamw",
+        iterations_per_loop=1000,
+        save_checkpoints_steps=1000,
+        keep_checkpoint_max=5,
+        gradient_accumulation_steps=1,
+        precision="fp32",
+        use_xla=True,
+        random_seed=12345,
+        use_one_hot_embeddings=None,
+        for_tpu=None,
+        lock_output_dir=True,
+    ):
         if not output_dir:
             raise InputError("--output_dir is required")
         self.output_dir = output_dir
@@ -230,11 +289,16 @@ class Trainer:
         self.predict_batch_size = predict_batch_size
         self.learning_rate, self.optimizer_name = learning_rate, optimizer
         self.iterations_per_loop = iterations_per_loop
-        self.save_checkpoints_steps, self.keep_checkpoint_max = save_checkpoints_steps, keep_checkpoint_max
+        self.save_checkpoints_steps, self.keep_checkpoint_max = (
+            save_checkpoints_steps,
+            keep_checkpoint_max,
+        )
         self.gradient_accumulation_steps = gradient_accumulation_steps
         self.precision, self.use_xla, self.random_seed = precision, use_xla, random_seed
         self.strategy = strategy or tf.distribute.get_strategy()
-        self.for_tpu = isinstance(self.strategy, tf.distribute.TPUStrategy) if for_tpu is None else for_tpu
+        self.for_tpu = (
+            isinstance(self.strategy, tf.distribute.TPUStrategy) if for_tpu is None else for_tpu
+        )
         self.chief = is_chief(self.strategy)
         file_io.prepare_output_dir(self.output_dir, lock=lock_output_dir and self.chief)
         self.compute_dtype = PRECISION_DTYPES[precision]
@@ -242,9 +306,16 @@ class Trainer:
         tf.random.set_seed(random_seed)
         one_hot = self.for_tpu if use_one_hot_embeddings is None else use_one_hot_embeddings
         with self.strategy.scope():
-            self.model = build_model(compute_dtype=self.compute_dtype, use_one_hot_embeddings=one_hot)
-            self.global_step = tf.Variable(0, dtype=tf.int64, trainable=False, name=modeling.GLOBAL_STEP_NAME,
-                                           aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+            self.model = build_model(
+                compute_dtype=self.compute_dtype, use_one_hot_embeddings=one_hot
+            )
+            self.global_step = tf.Variable(
+                0,
+                dtype=tf.int64,
+                trainable=False,
+                name=modeling.GLOBAL_STEP_NAME,
+                aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+            )
         self.optimizer = None
         self.loss_scale = None
 
@@ -272,13 +343,18 @@ class Trainer:
             report = modeling.load_checkpoint(latest, self._training_state())
             if report.unused:
                 # Resuming must continue the same model: dropping weights would change it silently.
-                raise InputError(f"--output_dir: {latest} holds {len(report.unused)} variables this model lacks, "
-                                 f"first {report.unused[0]}: does --bert_config_file match the run that wrote it?")
+                raise InputError(
+                    f"--output_dir: {latest} holds {len(report.unused)} variables this model lacks, "
+                    f"first {report.unused[0]}: does --bert_config_file match the run that wrote it?"
+                )
             logging.info("Resumed from %s at step %d", latest, int(self.global_step.numpy()))
         elif self.init_checkpoint:
-            report = modeling.load_checkpoint(self.init_checkpoint, modeling.variables_by_name(self.model),
-                                              allow_missing=True)
-            logging.info("Warm-started %d variables from %s", len(report.loaded), self.init_checkpoint)
+            report = modeling.load_checkpoint(
+                self.init_checkpoint, modeling.variables_by_name(self.model), allow_missing=True
+            )
+            logging.info(
+                "Warm-started %d variables from %s", len(report.loaded), self.init_checkpoint
+            )
             for name in report.missing:
                 logging.info("  not in the checkpoint, initialised fresh: %s", name)
             for name in report.unused:
@@ -291,21 +367,26 @@ class Trainer:
             return
         step = int(self.global_step.numpy())
         prefix = os.path.join(self.output_dir, f"{CHECKPOINT_PREFIX}-{step}")
-        modeling.save_checkpoint(prefix, {name: v.read_value() for name, v in self._training_state().items()})
+        modeling.save_checkpoint(
+            prefix, {name: v.read_value() for name, v in self._training_state().items()}
+        )
         _, listed = modeling.checkpoint_state(self.output_dir)
-        kept = [os.path.basename(p) for p in listed if os.path.basename(p) != os.path.basename(prefix)]
+        kept = [
+            os.path.basename(p) for p in listed if os.path.basename(p) != os.path.basename(prefix)
+        ]
         kept.append(os.path.basename(prefix))
-        for old in kept[:-self.keep_checkpoint_max]:
+        for old in kept[: -self.keep_checkpoint_max]:
             # Only the files a checkpoint of this name has: names read from the state file are never patterns.
             for path in file_io.files_starting_with(self.output_dir, old + "."):
-                suffix = os.path.basename(path)[len(old):]
+                suffix = os.path.basename(path)[len(old) :]
                 if suffix == ".index" or suffix.startswith(".data-"):
                     file_io.remove(path)
-        kept = kept[-self.keep_checkpoint_max:]
+        kept = kept[-self.keep_checkpoint_max :]
         lines = [f'model_checkpoint_path: "{os.path.basename(prefix)}"']
         lines += [f'all_model_checkpoint_paths: "{name}"' for name in kept]
-        file_io.write_text_atomically(os.path.join(self.output_dir, modeling.CHECKPOINT_STATE_FILE),
-                                      "\n".join(lines) + "\n")
+        file_io.write_text_atomically(
+            os.path.join(self.output_dir, modeling.CHECKPOINT_STATE_FILE), "\n".join(lines) + "\n"
+        )
         logging.info("Saved %s", prefix)
 
     # Training.
@@ -314,7 +395,12 @@ class Trainer:
         """Creates the optimizer (and the fp16 loss scale); returns the MetricSums of the loss and metric_names."""
         with self.strategy.scope():
             self.optimizer = optimization.create_optimizer(
-                self.model.trainable_variables, self.learning_rate, num_train_steps, num_warmup_steps, self.optimizer_name)
+                self.model.trainable_variables,
+                self.learning_rate,
+                num_train_steps,
+                num_warmup_steps,
+                self.optimizer_name,
+            )
             if self.precision == "fp16":
                 self.loss_scale = optimization.DynamicLossScale()
             return MetricSums(("loss",) + tuple(metric_names))
@@ -333,9 +419,11 @@ class Trainer:
             return loss, {**pairs, "loss": (loss, tf.constant(1.0))}
 
         compute_gradients = tf.function(
-            lambda features: optimization.accumulate_gradients(loss_with_metrics, variables, features, accumulation,
-                                                               self.loss_scale),
-            jit_compile=self.use_xla and not self.for_tpu)
+            lambda features: optimization.accumulate_gradients(
+                loss_with_metrics, variables, features, accumulation, self.loss_scale
+            ),
+            jit_compile=self.use_xla and not self.for_tpu,
+        )
 
         def replica_step(features):
             _, pairs, gradients = compute_gradients(features)
@@ -345,7 +433,9 @@ class Trainer:
 
         return replica_step
 
-    def train(self, files, parse_batch, compute_loss, metric_names, num_train_steps, num_warmup_steps):
+    def train(
+        self, files, parse_batch, compute_loss, metric_names, num_train_steps, num_warmup_steps
+    ):
         """Trains to num_train_steps, resuming where a previous run of the same output_dir stopped.
 
         Args:
@@ -356,8 +446,10 @@ class Trainer:
         accumulation = self.gradient_accumulation_steps
         self.check_batch_size(self.train_batch_size, "--train_batch_size")
         if (self.train_batch_size // self.strategy.num_replicas_in_sync) % accumulation:
-            raise InputError(f"--gradient_accumulation_steps={accumulation} does not divide the per-replica batch "
-                             f"of --train_batch_size={self.train_batch_size}")
+            raise InputError(
+                f"--gradient_accumulation_steps={accumulation} does not divide the per-replica batch "
+                f"of --train_batch_size={self.train_batch_size}"
+            )
         metrics = self.create_optimizer(metric_names, num_train_steps, num_warmup_steps)
         start_step = self.restore()
         if start_step >= num_train_steps:
@@ -370,14 +462,28 @@ class Trainer:
             for _ in tf.range(steps):
                 self.strategy.run(replica_step, args=(next(iterator),))
 
-        dataset = self.strategy.distribute_datasets_from_function(record_dataset_fn(
-            files, parse_batch, self.train_batch_size, is_training=True, seed=self.random_seed + start_step))
+        dataset = self.strategy.distribute_datasets_from_function(
+            record_dataset_fn(
+                files,
+                parse_batch,
+                self.train_batch_size,
+                is_training=True,
+                seed=self.random_seed + start_step,
+            )
+        )
         iterator = iter(dataset)
-        writer = tf.summary.create_file_writer(self.output_dir) if self.chief else tf.summary.create_noop_writer()
+        writer = (
+            tf.summary.create_file_writer(self.output_dir)
+            if self.chief
+            else tf.summary.create_noop_writer()
+        )
         step, started, last_save = start_step, time.time(), start_step
         while step < num_train_steps:
-            steps = min(self.iterations_per_loop, num_train_steps - step,
-                        self.save_checkpoints_steps - (step - last_save))
+            steps = min(
+                self.iterations_per_loop,
+                num_train_steps - step,
+                self.save_checkpoints_steps - (step - last_save),
+            )
             loop_started = time.time()
             with reading_records(files):
                 train_loop(iterator, tf.constant(steps))
@@ -385,13 +491,20 @@ class Trainer:
             values = metrics.results()
             metrics.reset()
             values["learning_rate"] = float(self.optimizer.learning_rate(step - 1))
-            values["examples_per_second"] = steps * self.train_batch_size / (time.time() - loop_started)
+            values["examples_per_second"] = (
+                steps * self.train_batch_size / (time.time() - loop_started)
+            )
             with writer.as_default():
                 for name, value in values.items():
                     tf.summary.scalar(name, value, step=step)
             remaining = (time.time() - started) / (step - start_step) * (num_train_steps - step)
-            logging.info("step %d/%d  %s  eta %s", step, num_train_steps,
-                         "  ".join(f"{k} {v:.4g}" for k, v in values.items()), time.strftime("%H:%M:%S", time.gmtime(remaining)))
+            logging.info(
+                "step %d/%d  %s  eta %s",
+                step,
+                num_train_steps,
+                "  ".join(f"{k} {v:.4g}" for k, v in values.items()),
+                time.strftime("%H:%M:%S", time.gmtime(remaining)),
+            )
             if step - last_save >= self.save_checkpoints_steps or step >= num_train_steps:
                 self.save_checkpoint()
                 last_save = step
@@ -403,12 +516,17 @@ class Trainer:
         """Loads `checkpoint`, else the newest one in output_dir, else init_checkpoint; returns its step."""
         path = checkpoint or modeling.latest_checkpoint(self.output_dir) or self.init_checkpoint
         if not path:
-            raise InputError(f"--output_dir: {self.output_dir} holds no checkpoint to evaluate or predict with, "
-                             "and no --init_checkpoint is given")
+            raise InputError(
+                f"--output_dir: {self.output_dir} holds no checkpoint to evaluate or predict with, "
+                "and no --init_checkpoint is given"
+            )
         path = modeling.resolve_checkpoint(path)
         has_step = modeling.GLOBAL_STEP_NAME in modeling.checkpoint_shapes(path)
-        modeling.load_checkpoint(path, {**modeling.variables_by_name(self.model), modeling.GLOBAL_STEP_NAME: self.global_step},
-                                 allow_missing=not has_step)
+        modeling.load_checkpoint(
+            path,
+            {**modeling.variables_by_name(self.model), modeling.GLOBAL_STEP_NAME: self.global_step},
+            allow_missing=not has_step,
+        )
         return int(self.global_step.numpy())
 
     def eval_step(self, compute_metrics, sums):
@@ -417,9 +535,14 @@ class Trainer:
 
     def predict_step(self, predict_outputs):
         """The step strategy.run runs on each replica's batch: predict_outputs, with is_real_example."""
-        return lambda features: {**predict_outputs(self.model, features), "is_real_example": features["is_real_example"]}
+        return lambda features: {
+            **predict_outputs(self.model, features),
+            "is_real_example": features["is_real_example"],
+        }
 
-    def evaluate(self, files, parse_batch, compute_metrics, metric_names, max_steps=None, checkpoint=None):
+    def evaluate(
+        self, files, parse_batch, compute_metrics, metric_names, max_steps=None, checkpoint=None
+    ):
         """Runs compute_metrics over every record of `files` (or the first max_steps batches).
 
         Args:
@@ -434,7 +557,8 @@ class Trainer:
         with self.strategy.scope():
             sums = MetricSums(metric_names)
         dataset = self.strategy.distribute_datasets_from_function(
-            record_dataset_fn(files, parse_batch, self.eval_batch_size, is_training=False))
+            record_dataset_fn(files, parse_batch, self.eval_batch_size, is_training=False)
+        )
 
         replica_step = self.eval_step(compute_metrics, sums)
 
@@ -462,11 +586,19 @@ class Trainer:
           for_eval: batches of eval_batch_size (a dev set scored from its predictions), not
             predict_batch_size.
         """
-        batch_size, flag = ((self.eval_batch_size, "--eval_batch_size") if for_eval
-                            else (self.predict_batch_size, "--predict_batch_size"))
+        batch_size, flag = (
+            (self.eval_batch_size, "--eval_batch_size")
+            if for_eval
+            else (self.predict_batch_size, "--predict_batch_size")
+        )
         with reading_records(files):
-            yield from self._predict(record_dataset_fn(files, parse_batch, batch_size, is_training=False),
-                                     predict_outputs, checkpoint, batch_size, flag)
+            yield from self._predict(
+                record_dataset_fn(files, parse_batch, batch_size, is_training=False),
+                predict_outputs,
+                checkpoint,
+                batch_size,
+                flag,
+            )
 
     def predict_stream(self, make_examples, example_signature, predict_outputs, checkpoint=None):
         """Yields {name: numpy value} for every example make_examples() yields, in order, reading
@@ -477,14 +609,20 @@ class Trainer:
           example_signature: {name: tf.TensorSpec} of one example.
           predict_outputs: (model, features) → {name: tensor [b, ...]}.
         """
+
         def dataset_fn(input_context):
             batch_size = input_context.get_per_replica_batch_size(self.predict_batch_size)
-            dataset = tf.data.Dataset.from_generator(make_examples, output_signature=example_signature)
-            return batch_every_example(dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id),
-                                       batch_size)
+            dataset = tf.data.Dataset.from_generator(
+                make_examples, output_signature=example_signature
+            )
+            return batch_every_example(
+                dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id),
+                batch_size,
+            )
 
-        yield from self._predict(dataset_fn, predict_outputs, checkpoint, self.predict_batch_size,
-                                 "--predict_batch_size")
+        yield from self._predict(
+            dataset_fn, predict_outputs, checkpoint, self.predict_batch_size, "--predict_batch_size"
+        )
 
     def _predict(self, dataset_fn, predict_outputs, checkpoint, batch_size, flag):
         self.check_batch_size(batch_size, flag)
@@ -496,7 +634,9 @@ class Trainer:
         @tf.function
         def predict_step(features):
             outputs = self.strategy.run(replica_step, args=(features,))
-            return tf.nest.map_structure(lambda t: tf.concat(self.strategy.experimental_local_results(t), 0), outputs)
+            return tf.nest.map_structure(
+                lambda t: tf.concat(self.strategy.experimental_local_results(t), 0), outputs
+            )
 
         for features in dataset:
             outputs = {name: value.numpy() for name, value in predict_step(features).items()}
@@ -507,7 +647,9 @@ class Trainer:
 
 def write_results(path, results):
     """Writes {key: value} as sorted `key = value` lines (eval_results.txt), atomically."""
-    file_io.write_text_atomically(path, "".join(f"{key} = {results[key]}\n" for key in sorted(results)))
+    file_io.write_text_atomically(
+        path, "".join(f"{key} = {results[key]}\n" for key in sorted(results))
+    )
     for key in sorted(results):
         logging.info("  %s = %s", key, results[key])
 
@@ -521,18 +663,26 @@ def steps_for_epochs(num_examples, train_batch_size, num_train_epochs, warmup_pr
 def serialize_example(features):
     """{name: list of ints, or of floats} → a serialized tf.Example, int64_list or float_list each:
     the records parse_records reads."""
+
     def feature(values):
         if values and isinstance(values[0], float):
             return tf.train.Feature(float_list=tf.train.FloatList(value=values))
         return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
 
-    return tf.train.Example(features=tf.train.Features(feature={
-        name: feature(list(values)) for name, values in features.items()})).SerializeToString()
+    return tf.train.Example(
+        features=tf.train.Features(
+            feature={name: feature(list(values)) for name, values in features.items()}
+        )
+    ).SerializeToString()
 
 
 def parse_records(name_to_features):
     """A parse_batch for record_dataset_fn: tf.Example strings [b] → {name: tensor [b, ...]}, int64 → int32."""
+
     def parse_batch(serialized):
         features = tf.io.parse_example(serialized, name_to_features)
-        return {name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t for name, t in features.items()}
+        return {
+            name: tf.cast(t, tf.int32) if t.dtype == tf.int64 else t for name, t in features.items()
+        }
+
     return parse_batch

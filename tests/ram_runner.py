@@ -20,10 +20,12 @@ RAM_ROOT = "ram://work"
 
 def copy_tree(source, target):
     for directory, _, names in tf.io.gfile.walk(source):
-        relative = directory[len(source):].lstrip("/")
+        relative = directory[len(source) :].lstrip("/")
         tf.io.gfile.makedirs(os.path.join(target, relative))
         for name in names:
-            tf.io.gfile.copy(os.path.join(directory, name), os.path.join(target, relative, name), overwrite=True)
+            tf.io.gfile.copy(
+                os.path.join(directory, name), os.path.join(target, relative, name), overwrite=True
+            )
 
 
 def main():

@@ -63,17 +63,29 @@ def run_model(checkpoint, config_file, inputs_file, output_file):
     inputs = np.load(inputs_file)
     with tf.Graph().as_default():
         model = reference.BertModel(
-            config=reference.BertConfig.from_json_file(config_file), is_training=False,
-            input_ids=tf.constant(inputs["input_ids"], tf.int32), input_mask=tf.constant(inputs["input_mask"], tf.int32),
-            token_type_ids=tf.constant(inputs["token_type_ids"], tf.int32))
-        assignment_map, restored = reference.get_assignment_map_from_checkpoint(v1.trainable_variables(), checkpoint)
+            config=reference.BertConfig.from_json_file(config_file),
+            is_training=False,
+            input_ids=tf.constant(inputs["input_ids"], tf.int32),
+            input_mask=tf.constant(inputs["input_mask"], tf.int32),
+            token_type_ids=tf.constant(inputs["token_type_ids"], tf.int32),
+        )
+        assignment_map, restored = reference.get_assignment_map_from_checkpoint(
+            v1.trainable_variables(), checkpoint
+        )
         v1.train.init_from_checkpoint(checkpoint, assignment_map)
         with v1.Session() as session:
             session.run(v1.global_variables_initializer())
-            sequence_output, pooled_output = session.run([model.get_sequence_output(), model.get_pooled_output()])
+            sequence_output, pooled_output = session.run(
+                [model.get_sequence_output(), model.get_pooled_output()]
+            )
         num_trainable = len(v1.trainable_variables())
-    np.savez(output_file, sequence_output=sequence_output, pooled_output=pooled_output,
-             num_restored=len(assignment_map), num_trainable=num_trainable)
+    np.savez(
+        output_file,
+        sequence_output=sequence_output,
+        pooled_output=pooled_output,
+        num_restored=len(assignment_map),
+        num_trainable=num_trainable,
+    )
 
 
 def random_next_shares(text_file, vocab_file):
@@ -81,8 +93,15 @@ def random_next_shares(text_file, vocab_file):
 
     tokenizer = reference_tokenization.FullTokenizer(vocab_file, do_lower_case=True)
     instances = reference_data.create_training_instances(
-        [text_file], tokenizer, max_seq_length=128, dupe_factor=5, short_seq_prob=0.1, masked_lm_prob=0.15,
-        max_predictions_per_seq=20, rng=random.Random(12345))
+        [text_file],
+        tokenizer,
+        max_seq_length=128,
+        dupe_factor=5,
+        short_seq_prob=0.1,
+        masked_lm_prob=0.15,
+        max_predictions_per_seq=20,
+        rng=random.Random(12345),
+    )
     print(sum(instance.is_random_next for instance in instances) / len(instances))
 
 
@@ -91,7 +110,11 @@ def squad(squad_file, vocab_file, settings_file, output_dir):
 
     with open(settings_file) as reader:
         settings = json.load(reader)
-    for name in ("do_lower_case", "vocab_file", "max_seq_length"):  # defined by create_pretraining_data too
+    for name in (
+        "do_lower_case",
+        "vocab_file",
+        "max_seq_length",
+    ):  # defined by create_pretraining_data too
         delattr(flags.FLAGS, name)
     tf.flags = v1.flags  # the reference's run_squad reads tf.flags when imported
     from bert import run_squad as reference_squad
@@ -100,26 +123,64 @@ def squad(squad_file, vocab_file, settings_file, output_dir):
     flags.FLAGS.mark_as_parsed()
     flags.FLAGS.version_2_with_negative = settings["version_2_with_negative"]
     flags.FLAGS.null_score_diff_threshold = settings.get("null_score_diff_threshold", 0.0)
-    tokenizer = reference_tokenization.FullTokenizer(vocab_file, do_lower_case=settings["do_lower_case"])
+    tokenizer = reference_tokenization.FullTokenizer(
+        vocab_file, do_lower_case=settings["do_lower_case"]
+    )
     examples = reference_squad.read_squad_examples(squad_file, settings["is_training"])
     features = []
     reference_squad.convert_examples_to_features(
-        examples, tokenizer, settings["max_seq_length"], settings["doc_stride"], settings["max_query_length"],
-        settings["is_training"], features.append)
+        examples,
+        tokenizer,
+        settings["max_seq_length"],
+        settings["doc_stride"],
+        settings["max_query_length"],
+        settings["is_training"],
+        features.append,
+    )
     with open(os.path.join(output_dir, "features.json"), "w") as writer:
-        json.dump([{"unique_id": f.unique_id, "example_index": f.example_index, "tokens": f.tokens,
-                    "token_to_orig_map": f.token_to_orig_map, "token_is_max_context": f.token_is_max_context,
-                    "input_ids": f.input_ids, "segment_ids": f.segment_ids, "start_position": f.start_position,
-                    "end_position": f.end_position} for f in features], writer)
+        json.dump(
+            [
+                {
+                    "unique_id": f.unique_id,
+                    "example_index": f.example_index,
+                    "tokens": f.tokens,
+                    "token_to_orig_map": f.token_to_orig_map,
+                    "token_is_max_context": f.token_is_max_context,
+                    "input_ids": f.input_ids,
+                    "segment_ids": f.segment_ids,
+                    "start_position": f.start_position,
+                    "end_position": f.end_position,
+                }
+                for f in features
+            ],
+            writer,
+        )
     if settings["is_training"]:
         return
     logits = np.load(os.path.join(output_dir, "logits.npz"))
-    results = [reference_squad.RawResult(f.unique_id, logits[f"start_{f.unique_id}"].tolist(),
-                                         logits[f"end_{f.unique_id}"].tolist()) for f in features]
+    results = [
+        reference_squad.RawResult(
+            f.unique_id,
+            logits[f"start_{f.unique_id}"].tolist(),
+            logits[f"end_{f.unique_id}"].tolist(),
+        )
+        for f in features
+    ]
     reference_squad.write_predictions(
-        examples, features, results, settings["n_best_size"], settings["max_answer_length"], settings["do_lower_case"],
-        *(os.path.join(output_dir, name) for name in ("predictions.json", "nbest_predictions.json", "null_odds.json")))
+        examples,
+        features,
+        results,
+        settings["n_best_size"],
+        settings["max_answer_length"],
+        settings["do_lower_case"],
+        *(
+            os.path.join(output_dir, name)
+            for name in ("predictions.json", "nbest_predictions.json", "null_odds.json")
+        ),
+    )
 
 
 if __name__ == "__main__":
-    {"model": run_model, "pretraining-data": random_next_shares, "squad": squad}[sys.argv[1]](*sys.argv[2:])
+    {"model": run_model, "pretraining-data": random_next_shares, "squad": squad}[sys.argv[1]](
+        *sys.argv[2:]
+    )

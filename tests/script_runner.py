@@ -59,7 +59,9 @@ def main():
             sys.stderr.flush()
             os._exit(status)
         _, wait_status = os.waitpid(pid, 0)
-        with open(os.path.join(case["cwd"], "stderr.txt"), encoding="utf-8", errors="replace") as reader:
+        with open(
+            os.path.join(case["cwd"], "stderr.txt"), encoding="utf-8", errors="replace"
+        ) as reader:
             stderr = reader.read()
         results.append({"exit_code": os.waitstatus_to_exitcode(wait_status), "stderr": stderr})
     with open(results_path, "w", encoding="utf-8") as writer:

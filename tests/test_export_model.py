@@ -18,7 +18,9 @@ import tokenization
 
 
 def run_script(name, *arguments):
-    result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, name), *arguments], capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, name), *arguments], capture_output=True, text=True
+    )
     return result
 
 
@@ -26,9 +28,13 @@ def run_script(name, *arguments):
 def minilm_export(minilm_checkpoint, tmp_path_factory):
     """export_model.py's encoder/ and preprocess/ of all-MiniLM-L6-v2."""
     directory = tmp_path_factory.mktemp("minilm_export")
-    result = run_script("export_model.py", f"--bert_config_file={minilm_checkpoint}/bert_config.json",
-                        f"--init_checkpoint={minilm_checkpoint}/bert_model.ckpt",
-                        f"--vocab_file={minilm_checkpoint}/vocab.txt", f"--export_dir={directory}")
+    result = run_script(
+        "export_model.py",
+        f"--bert_config_file={minilm_checkpoint}/bert_config.json",
+        f"--init_checkpoint={minilm_checkpoint}/bert_model.ckpt",
+        f"--vocab_file={minilm_checkpoint}/vocab.txt",
+        f"--export_dir={directory}",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return directory
 
@@ -45,15 +51,27 @@ def sample_lines():
 
 
 @pytest.mark.slow
-def test_extract_features_equal_the_model_layers_in_the_reference_schema(minilm_checkpoint, tmp_path):
+def test_extract_features_equal_the_model_layers_in_the_reference_schema(
+    minilm_checkpoint, tmp_path
+):
     lines = sample_lines()[:5] + ["A man walks his dog. ||| The dog sleeps.", "", "word " * 40]
     (tmp_path / "input.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    common = [f"--input_file={tmp_path}/input.txt", f"--vocab_file={minilm_checkpoint}/vocab.txt",
-              f"--bert_config_file={minilm_checkpoint}/bert_config.json", f"--init_checkpoint={minilm_checkpoint}/bert_model.ckpt",
-              "--max_seq_length=24", "--batch_size=3"]
-    result = run_script("extract_features.py", *common, f"--output_file={tmp_path}/features.jsonl", "--layers=-1,0")
+    common = [
+        f"--input_file={tmp_path}/input.txt",
+        f"--vocab_file={minilm_checkpoint}/vocab.txt",
+        f"--bert_config_file={minilm_checkpoint}/bert_config.json",
+        f"--init_checkpoint={minilm_checkpoint}/bert_model.ckpt",
+        "--max_seq_length=24",
+        "--batch_size=3",
+    ]
+    result = run_script(
+        "extract_features.py", *common, f"--output_file={tmp_path}/features.jsonl", "--layers=-1,0"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "input.txt:7: empty line" in result.stderr and "input.txt:8: longer than --max_seq_length=24" in result.stderr
+    assert (
+        "input.txt:7: empty line" in result.stderr
+        and "input.txt:8: longer than --max_seq_length=24" in result.stderr
+    )
     records = [json.loads(line) for line in (tmp_path / "features.jsonl").read_text().splitlines()]
     assert [r["linex_index"] for r in records] == list(range(len(lines)))
     assert set(records[0]) == {"linex_index", "features"}
@@ -62,35 +80,66 @@ def test_extract_features_equal_the_model_layers_in_the_reference_schema(minilm_
 
     tokenizer = tokenization.FullTokenizer(f"{minilm_checkpoint}/vocab.txt")
     import extract_features
+
     bert = load_bert(minilm_checkpoint)
     for record, line in zip(records, lines):
         input_ids, input_mask, segment_ids, _ = extract_features.featurize_line(line, tokenizer, 24)
         length = sum(input_mask)
-        assert [f["token"] for f in record["features"]] == tokenizer.convert_ids_to_tokens(input_ids[:length])
-        outputs = bert(tf.constant([input_ids]), tf.constant([input_mask]), tf.constant([segment_ids]))
+        assert [f["token"] for f in record["features"]] == tokenizer.convert_ids_to_tokens(
+            input_ids[:length]
+        )
+        outputs = bert(
+            tf.constant([input_ids]), tf.constant([input_mask]), tf.constant([segment_ids])
+        )
         for position, feature in enumerate(record["features"]):
             for layer in feature["layers"]:
                 expected = outputs.all_encoder_layers[layer["index"]][0, position].numpy()
                 np.testing.assert_allclose(layer["values"], expected, atol=1e-5)
                 assert all(round(v, 6) == v for v in layer["values"])
-    assert [f["token"] for f in records[5]["features"]] == ["[CLS]", "a", "man", "walks", "his", "dog", ".", "[SEP]",
-                                                           "the", "dog", "sleeps", ".", "[SEP]"]
-    assert [f["token"] for f in records[6]["features"]] == ["[CLS]", "[SEP]"] and len(records[7]["features"]) == 24
+    assert [f["token"] for f in records[5]["features"]] == [
+        "[CLS]",
+        "a",
+        "man",
+        "walks",
+        "his",
+        "dog",
+        ".",
+        "[SEP]",
+        "the",
+        "dog",
+        "sleeps",
+        ".",
+        "[SEP]",
+    ]
+    assert [f["token"] for f in records[6]["features"]] == ["[CLS]", "[SEP]"] and len(
+        records[7]["features"]
+    ) == 24
 
     # One vector a line: the mean over word pieces, L2-normalised (sentence-transformers' pooling).
-    result = run_script("extract_features.py", *common, f"--output_file={tmp_path}/vectors.jsonl", "--pooling=mean",
-                        "--normalize", "--layers=-1")
+    result = run_script(
+        "extract_features.py",
+        *common,
+        f"--output_file={tmp_path}/vectors.jsonl",
+        "--pooling=mean",
+        "--normalize",
+        "--layers=-1",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     vectors = [json.loads(line) for line in (tmp_path / "vectors.jsonl").read_text().splitlines()]
     input_ids, input_mask, segment_ids, _ = extract_features.featurize_line(lines[0], tokenizer, 24)
-    sequence = bert(tf.constant([input_ids]), tf.constant([input_mask]), tf.constant([segment_ids])).sequence_output[0]
-    mean = sequence.numpy()[:sum(input_mask)].mean(0)
+    sequence = bert(
+        tf.constant([input_ids]), tf.constant([input_mask]), tf.constant([segment_ids])
+    ).sequence_output[0]
+    mean = sequence.numpy()[: sum(input_mask)].mean(0)
     assert vectors[0]["linex_index"] == 0 and len(vectors) == len(lines)
     np.testing.assert_allclose(vectors[0]["values"], mean / np.linalg.norm(mean), atol=1e-5)
 
-    result = run_script("extract_features.py", *common, f"--output_file={tmp_path}/bad.jsonl", "--layers=-1,6")
+    result = run_script(
+        "extract_features.py", *common, f"--output_file={tmp_path}/bad.jsonl", "--layers=-1,6"
+    )
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1] == (
-        "error: --layers=-1,6: layer 6 is out of range: the model has 6 encoder layers (indexes -6...5)")
+        "error: --layers=-1,6: layer 6 is out of range: the model has 6 encoder layers (indexes -6...5)"
+    )
     assert not (tmp_path / "bad.jsonl").exists()
 
 
@@ -98,14 +147,16 @@ def test_extract_features_equal_the_model_layers_in_the_reference_schema(minilm_
 def test_hub_exports_load_and_equal_modeling(minilm_checkpoint, minilm_export):
     import tensorflow_hub as hub
     import tensorflow_text  # noqa: F401  (registers the preprocessing model's ops, as for Hub's own)
+
     del tensorflow_text
 
     encoder = hub.load(f"{minilm_export}/encoder")
     preprocess = hub.load(f"{minilm_export}/preprocess")
     texts = sample_lines()[:6]
     inputs = preprocess(tf.constant(texts))
-    assert {k: v.shape.as_list() for k, v in inputs.items()} == {k: [6, 128] for k in
-                                                                  ("input_word_ids", "input_mask", "input_type_ids")}
+    assert {k: v.shape.as_list() for k, v in inputs.items()} == {
+        k: [6, 128] for k in ("input_word_ids", "input_mask", "input_type_ids")
+    }
     bert = load_bert(minilm_checkpoint)
     expected = bert(inputs["input_word_ids"], inputs["input_mask"], inputs["input_type_ids"])
     outputs = encoder(inputs, training=False)
@@ -115,32 +166,50 @@ def test_hub_exports_load_and_equal_modeling(minilm_checkpoint, minilm_export):
         np.testing.assert_allclose(got["pooled_output"], expected.pooled_output, atol=1e-5)
         np.testing.assert_allclose(got["sequence_output"], expected.sequence_output, atol=1e-5)
         assert len(got["encoder_outputs"]) == 6
-        np.testing.assert_allclose(got["encoder_outputs"][2], expected.all_encoder_layers[2], atol=1e-5)
+        np.testing.assert_allclose(
+            got["encoder_outputs"][2], expected.all_encoder_layers[2], atol=1e-5
+        )
     assert len(layer.trainable_weights) == len(bert.trainable_variables)
-    assert {w.name.split(":")[0] for w in layer.trainable_weights} == set(modeling.variables_by_name(bert))
+    assert {w.name.split(":")[0] for w in layer.trainable_weights} == set(
+        modeling.variables_by_name(bert)
+    )
     assert bool(encoder.do_lower_case.numpy())
-    assert open(encoder.vocab_file.asset_path.numpy().decode()).read() == open(f"{minilm_checkpoint}/vocab.txt").read()
+    assert (
+        open(encoder.vocab_file.asset_path.numpy().decode()).read()
+        == open(f"{minilm_checkpoint}/vocab.txt").read()
+    )
 
     # tokenize and bert_pack_inputs, a pair at another length: the reference's truncation of the longer side.
     tokenizer = tokenization.FullTokenizer(f"{minilm_checkpoint}/vocab.txt")
     import run_classifier
+
     task = run_classifier.Task({}, {}, ["0"], True, "T")
     for text_a, text_b in zip(texts[:3], texts[3:6]):
-        packed = preprocess.bert_pack_inputs([preprocess.tokenize(tf.constant([text_a])),
-                                              preprocess.tokenize(tf.constant([text_b]))], seq_length=20)
-        features = run_classifier.featurize(run_classifier.InputExample("x", text_a, text_b, "0"), task, tokenizer, 20)
+        packed = preprocess.bert_pack_inputs(
+            [
+                preprocess.tokenize(tf.constant([text_a])),
+                preprocess.tokenize(tf.constant([text_b])),
+            ],
+            seq_length=20,
+        )
+        features = run_classifier.featurize(
+            run_classifier.InputExample("x", text_a, text_b, "0"), task, tokenizer, 20
+        )
         assert packed["input_word_ids"][0].numpy().tolist() == features["input_ids"]
         assert packed["input_type_ids"][0].numpy().tolist() == features["segment_ids"]
         assert packed["input_mask"][0].numpy().tolist() == features["input_mask"]
 
 
 @pytest.mark.slow
-def test_preprocessing_ids_equal_full_tokenizer_on_real_text(minilm_checkpoint, minilm_export, enwiki_lines):
+def test_preprocessing_ids_equal_full_tokenizer_on_real_text(
+    minilm_checkpoint, minilm_export, enwiki_lines
+):
     """Every enwiki_sample line: identical ids, except lines holding a character on which
     tensorflow-text normalises otherwise than the reference (ß, ½, ², ... : the characters
     FastBatchTokenizer routes to its exact path); those lines are counted and must be few."""
     import tensorflow_hub as hub
     import tensorflow_text  # noqa: F401
+
     del tensorflow_text
 
     preprocess = hub.load(f"{minilm_export}/preprocess")
@@ -150,11 +219,16 @@ def test_preprocessing_ids_equal_full_tokenizer_on_real_text(minilm_checkpoint, 
     fast._learn_chars(set("".join(lines)))
     differing = 0
     for start in range(0, len(lines), 512):
-        batch = lines[start:start + 512]
+        batch = lines[start : start + 512]
         pieces = preprocess.tokenize(tf.constant(batch)).merge_dims(-2, -1).to_list()
         for line, ids in zip(batch, pieces):
             if ids != tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line)):
                 differing += 1
-                assert not fast._disagreeing_chars.isdisjoint(line) or len(max(line.split(), key=len)) > 60, line
-    print(f"preprocessing model vs FullTokenizer: {len(lines) - differing}/{len(lines)} enwiki lines identical")
+                assert (
+                    not fast._disagreeing_chars.isdisjoint(line)
+                    or len(max(line.split(), key=len)) > 60
+                ), line
+    print(
+        f"preprocessing model vs FullTokenizer: {len(lines) - differing}/{len(lines)} enwiki lines identical"
+    )
     assert differing <= 0.01 * len(lines)

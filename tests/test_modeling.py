@@ -14,8 +14,15 @@ import modeling
 
 from conftest import REPO_ROOT, minilm_model_dir
 
-TINY_CONFIG = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
-                   max_position_embeddings=64, type_vocab_size=2)
+TINY_CONFIG = dict(
+    vocab_size=99,
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    max_position_embeddings=64,
+    type_vocab_size=2,
+)
 BATCH, SEQ = 13, 7
 
 
@@ -30,7 +37,9 @@ def make_inputs(seed=0, batch=BATCH, seq=SEQ, vocab_size=99):
     lengths = rng.randint(2, seq + 1, size=batch)
     lengths[0] = seq
     input_mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int32)
-    token_type_ids = ((np.arange(seq)[None, :] >= (lengths // 2)[:, None]) * input_mask).astype(np.int32)
+    token_type_ids = ((np.arange(seq)[None, :] >= (lengths // 2)[:, None]) * input_mask).astype(
+        np.int32
+    )
     input_ids *= input_mask
     return input_ids, input_mask, token_type_ids
 
@@ -57,10 +66,16 @@ def test_tiny_config_shapes():
     assert [layer.shape for layer in outputs.all_encoder_layers] == [(BATCH, SEQ, 32)] * 2
     assert model.embedding_table.shape == (99, 32)
     pretraining = modeling.BertPretrainingModel(config)
-    mlm_logits, nsp_logits = pretraining(input_ids, input_mask, token_type_ids, np.zeros((BATCH, 3), np.int32))
+    mlm_logits, nsp_logits = pretraining(
+        input_ids, input_mask, token_type_ids, np.zeros((BATCH, 3), np.int32)
+    )
     assert mlm_logits.shape == (BATCH, 3, 99) and nsp_logits.shape == (BATCH, 2)
-    assert modeling.BertClassifierModel(config, num_labels=5)(input_ids, input_mask, token_type_ids).shape == (BATCH, 5)
-    start_logits, end_logits = modeling.BertSquadModel(config)(input_ids, input_mask, token_type_ids)
+    assert modeling.BertClassifierModel(config, num_labels=5)(
+        input_ids, input_mask, token_type_ids
+    ).shape == (BATCH, 5)
+    start_logits, end_logits = modeling.BertSquadModel(config)(
+        input_ids, input_mask, token_type_ids
+    )
     assert start_logits.shape == end_logits.shape == (BATCH, SEQ)
 
 
@@ -76,7 +91,9 @@ def test_dropout_acts_only_in_training():
     model = modeling.BertModel(tiny_config())
     input_ids, input_mask, token_type_ids = make_inputs()
     first = model(input_ids, input_mask, token_type_ids).sequence_output.numpy()
-    np.testing.assert_array_equal(first, model(input_ids, input_mask, token_type_ids).sequence_output.numpy())
+    np.testing.assert_array_equal(
+        first, model(input_ids, input_mask, token_type_ids).sequence_output.numpy()
+    )
     trained = model(input_ids, input_mask, token_type_ids, training=True).sequence_output.numpy()
     assert max_abs_diff(first, trained) > 1e-3
 
@@ -88,20 +105,26 @@ def test_one_hot_embedding_lookup_equals_gather():
     for name, variable in modeling.variables_by_name(one_hot_model).items():
         variable.assign(modeling.variables_by_name(gather_model)[name])
     inputs = make_inputs()
-    assert max_abs_diff(gather_model(*inputs).sequence_output, one_hot_model(*inputs).sequence_output) < 1e-6
+    assert (
+        max_abs_diff(gather_model(*inputs).sequence_output, one_hot_model(*inputs).sequence_output)
+        < 1e-6
+    )
 
 
 def test_activations():
     x = tf.constant([-3.0, -1.0, 0.0, 0.5, 2.0])
     from scipy.special import erf
 
-    np.testing.assert_allclose(modeling.gelu(x).numpy(), 0.5 * x.numpy() * (1 + erf(x.numpy() / np.sqrt(2))), atol=1e-6)
+    np.testing.assert_allclose(
+        modeling.gelu(x).numpy(), 0.5 * x.numpy() * (1 + erf(x.numpy() / np.sqrt(2))), atol=1e-6
+    )
     assert max_abs_diff(modeling.gelu(x), modeling.gelu_tanh(x)) < 1e-3
     for alias in ("gelu_new", "gelu_pytorch_tanh"):
         assert modeling.ACTIVATIONS[alias] is modeling.gelu_tanh
 
 
 # Parity with transformers (torch CPU) through convert_checkpoint.py.
+
 
 @pytest.fixture(scope="module")
 def hf_pretraining_model(tmp_path_factory):
@@ -117,10 +140,20 @@ def hf_pretraining_model(tmp_path_factory):
             parameter.normal_(0.0, 0.2)
     hf_dir = tmp_path_factory.mktemp("hf")
     hf_model.save_pretrained(hf_dir)
-    (hf_dir / "vocab.txt").write_text("".join(f"[unused{i}]\n" if i != 1 else "[UNK]\n" for i in range(99)))
+    (hf_dir / "vocab.txt").write_text(
+        "".join(f"[unused{i}]\n" if i != 1 else "[UNK]\n" for i in range(99))
+    )
     reference_dir = tmp_path_factory.mktemp("reference")
-    result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "convert_checkpoint.py"),
-                             f"--hf_model_dir={hf_dir}", f"--output_dir={reference_dir}"], capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "convert_checkpoint.py"),
+            f"--hf_model_dir={hf_dir}",
+            f"--output_dir={reference_dir}",
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr
     return hf_model, hf_dir, reference_dir
 
@@ -139,9 +172,11 @@ def test_matches_transformers_bert_within_1e5(hf_pretraining_model):
     assert report.missing == [] and report.unused == []
 
     input_ids, input_mask, token_type_ids = make_inputs()
-    torch_inputs = dict(input_ids=torch.tensor(input_ids, dtype=torch.long),
-                        attention_mask=torch.tensor(input_mask, dtype=torch.long),
-                        token_type_ids=torch.tensor(token_type_ids, dtype=torch.long))
+    torch_inputs = dict(
+        input_ids=torch.tensor(input_ids, dtype=torch.long),
+        attention_mask=torch.tensor(input_mask, dtype=torch.long),
+        token_type_ids=torch.tensor(token_type_ids, dtype=torch.long),
+    )
     with torch.no_grad():
         theirs = hf_model(**torch_inputs, output_hidden_states=True)
         pooled = hf_model.bert(**torch_inputs).pooler_output
@@ -152,7 +187,9 @@ def test_matches_transformers_bert_within_1e5(hf_pretraining_model):
     assert max_abs_diff(mlm_logits, theirs.prediction_logits) < 1e-5
     assert max_abs_diff(nsp_logits, theirs.seq_relationship_logits) < 1e-5
     assert max_abs_diff(outputs.embedding_output, theirs.hidden_states[0]) < 1e-5
-    for layer, (our_layer, their_layer) in enumerate(zip(outputs.all_encoder_layers, theirs.hidden_states[1:])):
+    for layer, (our_layer, their_layer) in enumerate(
+        zip(outputs.all_encoder_layers, theirs.hidden_states[1:])
+    ):
         assert max_abs_diff(our_layer, their_layer) < 1e-5, f"layer {layer}"
     assert max_abs_diff(outputs.sequence_output, theirs.hidden_states[-1]) < 1e-5
     assert max_abs_diff(outputs.pooled_output, pooled) < 1e-5
@@ -182,14 +219,21 @@ def test_minilm_sentence_embeddings_match_sentence_transformers_within_1e5(tmp_p
         sentences = [line.strip() for line in reader if line.strip()][:20]
 
     tokenizer = tokenization.FullTokenizer(str(tmp_path / "vocab.txt"), do_lower_case=True)
-    rows = [tokenizer.convert_tokens_to_ids(["[CLS]"] + tokenizer.tokenize(s) + ["[SEP]"]) for s in sentences]
+    rows = [
+        tokenizer.convert_tokens_to_ids(["[CLS]"] + tokenizer.tokenize(s) + ["[SEP]"])
+        for s in sentences
+    ]
     seq = max(map(len, rows))
     input_ids = np.array([row + [0] * (seq - len(row)) for row in rows], np.int32)
     input_mask = (input_ids != 0).astype(np.int32)
-    model = modeling.BertModel(modeling.BertConfig.from_json_file(str(tmp_path / "bert_config.json")))
+    model = modeling.BertModel(
+        modeling.BertConfig.from_json_file(str(tmp_path / "bert_config.json"))
+    )
     modeling.load_checkpoint(str(tmp_path), modeling.variables_by_name(model))
     sequence_output = model(input_ids, input_mask).sequence_output.numpy()
-    mean_pooled = (sequence_output * input_mask[..., None]).sum(1) / input_mask.sum(1, keepdims=True)
+    mean_pooled = (sequence_output * input_mask[..., None]).sum(1) / input_mask.sum(
+        1, keepdims=True
+    )
     ours = mean_pooled / np.linalg.norm(mean_pooled, axis=1, keepdims=True)
 
     reference = SentenceTransformer(model_dir, device="cpu")
@@ -201,22 +245,47 @@ def test_minilm_sentence_embeddings_match_sentence_transformers_within_1e5(tmp_p
 
 # The reference checkpoint format.
 
+
 def expected_reference_names(num_layers, heads):
     """Every variable name a reference checkpoint of this config holds, written out."""
-    names = ["bert/embeddings/LayerNorm/beta", "bert/embeddings/LayerNorm/gamma", "bert/embeddings/position_embeddings",
-             "bert/embeddings/token_type_embeddings", "bert/embeddings/word_embeddings",
-             "bert/pooler/dense/bias", "bert/pooler/dense/kernel"]
-    per_layer = ["attention/output/LayerNorm/beta", "attention/output/LayerNorm/gamma", "attention/output/dense/bias",
-                 "attention/output/dense/kernel", "attention/self/key/bias", "attention/self/key/kernel",
-                 "attention/self/query/bias", "attention/self/query/kernel", "attention/self/value/bias",
-                 "attention/self/value/kernel", "intermediate/dense/bias", "intermediate/dense/kernel",
-                 "output/LayerNorm/beta", "output/LayerNorm/gamma", "output/dense/bias", "output/dense/kernel"]
+    names = [
+        "bert/embeddings/LayerNorm/beta",
+        "bert/embeddings/LayerNorm/gamma",
+        "bert/embeddings/position_embeddings",
+        "bert/embeddings/token_type_embeddings",
+        "bert/embeddings/word_embeddings",
+        "bert/pooler/dense/bias",
+        "bert/pooler/dense/kernel",
+    ]
+    per_layer = [
+        "attention/output/LayerNorm/beta",
+        "attention/output/LayerNorm/gamma",
+        "attention/output/dense/bias",
+        "attention/output/dense/kernel",
+        "attention/self/key/bias",
+        "attention/self/key/kernel",
+        "attention/self/query/bias",
+        "attention/self/query/kernel",
+        "attention/self/value/bias",
+        "attention/self/value/kernel",
+        "intermediate/dense/bias",
+        "intermediate/dense/kernel",
+        "output/LayerNorm/beta",
+        "output/LayerNorm/gamma",
+        "output/dense/bias",
+        "output/dense/kernel",
+    ]
     names += [f"bert/encoder/layer_{i}/{suffix}" for i in range(num_layers) for suffix in per_layer]
     if "pretraining" in heads:
-        names += ["cls/predictions/output_bias", "cls/predictions/transform/LayerNorm/beta",
-                  "cls/predictions/transform/LayerNorm/gamma", "cls/predictions/transform/dense/bias",
-                  "cls/predictions/transform/dense/kernel", "cls/seq_relationship/output_bias",
-                  "cls/seq_relationship/output_weights"]
+        names += [
+            "cls/predictions/output_bias",
+            "cls/predictions/transform/LayerNorm/beta",
+            "cls/predictions/transform/LayerNorm/gamma",
+            "cls/predictions/transform/dense/bias",
+            "cls/predictions/transform/dense/kernel",
+            "cls/seq_relationship/output_bias",
+            "cls/seq_relationship/output_weights",
+        ]
     if "classifier" in heads:
         names += ["output_bias", "output_weights"]
     if "squad" in heads:
@@ -224,11 +293,17 @@ def expected_reference_names(num_layers, heads):
     return sorted(names)
 
 
-@pytest.mark.parametrize("model_class,heads", [
-    (modeling.BertPretrainingModel, ("pretraining",)),
-    (lambda config: modeling.BertClassifierModel(config, num_labels=3), ("classifier",)),
-    (modeling.BertSquadModel, ("squad",))])
-def test_written_checkpoint_has_exactly_the_reference_names_and_round_trips(tmp_path, model_class, heads):
+@pytest.mark.parametrize(
+    "model_class,heads",
+    [
+        (modeling.BertPretrainingModel, ("pretraining",)),
+        (lambda config: modeling.BertClassifierModel(config, num_labels=3), ("classifier",)),
+        (modeling.BertSquadModel, ("squad",)),
+    ],
+)
+def test_written_checkpoint_has_exactly_the_reference_names_and_round_trips(
+    tmp_path, model_class, heads
+):
     config = tiny_config()
     model = model_class(config)
     randomize(model)
@@ -261,7 +336,9 @@ def test_training_state_is_written_by_reference_names_and_ignored_when_warm_star
     modeling.save_checkpoint(prefix, state)
     names = dict(tf.train.list_variables(prefix))
     assert names["global_step"] == [] and names["bert/pooler/dense/kernel/adam_v"] == [32, 32]
-    report = modeling.load_checkpoint(prefix, modeling.variables_by_name(modeling.BertModel(tiny_config())))
+    report = modeling.load_checkpoint(
+        prefix, modeling.variables_by_name(modeling.BertModel(tiny_config()))
+    )
     assert report.unused == [] and report.missing == []
 
 
@@ -278,19 +355,39 @@ def test_reference_implementation_restores_our_checkpoint(tmp_path):
     config_file = tmp_path / "bert_config.json"
     config_file.write_text(tiny_config(hidden_act="gelu").to_json_string())
     input_ids, input_mask, token_type_ids = make_inputs()
-    np.savez(tmp_path / "inputs.npz", input_ids=input_ids, input_mask=input_mask, token_type_ids=token_type_ids)
-    result = subprocess.run([sys.executable, os.path.join(REPO_ROOT, "tests", "reference_oracle.py"), "model", prefix,
-                             str(config_file), str(tmp_path / "inputs.npz"), str(tmp_path / "outputs.npz")],
-                            capture_output=True, text=True)
+    np.savez(
+        tmp_path / "inputs.npz",
+        input_ids=input_ids,
+        input_mask=input_mask,
+        token_type_ids=token_type_ids,
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            os.path.join(REPO_ROOT, "tests", "reference_oracle.py"),
+            "model",
+            prefix,
+            str(config_file),
+            str(tmp_path / "inputs.npz"),
+            str(tmp_path / "outputs.npz"),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     reference = np.load(tmp_path / "outputs.npz")
-    assert int(reference["num_restored"]) == int(reference["num_trainable"]) == len(expected_reference_names(2, ()))
+    assert (
+        int(reference["num_restored"])
+        == int(reference["num_trainable"])
+        == len(expected_reference_names(2, ()))
+    )
     ours = model(input_ids, input_mask, token_type_ids)
     assert max_abs_diff(ours.sequence_output, reference["sequence_output"]) < 1e-5
     assert max_abs_diff(ours.pooled_output, reference["pooled_output"]) < 1e-5
 
 
 # Compilation and precision.
+
 
 def test_xla_forward_and_backward_equal_eager_within_1e5():
     config = tiny_config()
@@ -313,7 +410,9 @@ def test_xla_forward_and_backward_equal_eager_within_1e5():
     assert max_abs_diff(eager[0], compiled[0]) < 1e-5
     assert max_abs_diff(eager[1], compiled[1]) < 1e-5
     assert len(eager[2]) == len(model.trainable_variables) == 2 * 16 + 7 + 7
-    for variable, eager_gradient, compiled_gradient in zip(model.trainable_variables, eager[2], compiled[2]):
+    for variable, eager_gradient, compiled_gradient in zip(
+        model.trainable_variables, eager[2], compiled[2]
+    ):
         scale = max(1.0, float(np.max(np.abs(eager_gradient))))
         assert max_abs_diff(eager_gradient, compiled_gradient) / scale < 1e-5, variable.name
 
@@ -334,7 +433,12 @@ def test_reduced_precision_stays_close_to_float32(compute_dtype, tolerance):
     full_outputs = full.bert(*inputs[:3])
     reduced_outputs = reduced.bert(*inputs[:3])
     assert reduced_outputs.sequence_output.dtype == compute_dtype
-    assert max_abs_diff(full_outputs.sequence_output, tf.cast(reduced_outputs.sequence_output, tf.float32)) < tolerance
+    assert (
+        max_abs_diff(
+            full_outputs.sequence_output, tf.cast(reduced_outputs.sequence_output, tf.float32)
+        )
+        < tolerance
+    )
     full_mlm, _ = full(*inputs)
     reduced_mlm, _ = reduced(*inputs)
     assert reduced_mlm.dtype == tf.float32
@@ -344,30 +448,60 @@ def test_reduced_precision_stays_close_to_float32(compute_dtype, tolerance):
 
 # BertConfig and bad input.
 
+
 def test_config_json_round_trip_keeps_unknown_keys(tmp_path):
     path = tmp_path / "bert_config.json"
-    path.write_text(json.dumps({**TINY_CONFIG, "directionality": "bidi", "pooler_fc_size": 768, "hidden_act": "gelu"}))
+    path.write_text(
+        json.dumps(
+            {**TINY_CONFIG, "directionality": "bidi", "pooler_fc_size": 768, "hidden_act": "gelu"}
+        )
+    )
     config = modeling.BertConfig.from_json_file(str(path))
-    assert config.directionality == "bidi" and config.type_vocab_size == 2 and config.initializer_range == 0.02
+    assert (
+        config.directionality == "bidi"
+        and config.type_vocab_size == 2
+        and config.initializer_range == 0.02
+    )
     text = config.to_json_string()
     assert text.startswith('{\n  "attention_probs_dropout_prob": 0.1,\n  "directionality": "bidi",')
-    assert json.loads(text) == config.to_dict() and modeling.BertConfig.from_dict(json.loads(text)).to_dict() == config.to_dict()
+    assert (
+        json.loads(text) == config.to_dict()
+        and modeling.BertConfig.from_dict(json.loads(text)).to_dict() == config.to_dict()
+    )
     assert modeling.BertConfig(vocab_size=10).type_vocab_size == 16
 
 
 def test_a_misspelt_config_key_is_refused_and_the_released_configs_keys_load():
     """#8 of issue 15: a misspelt key would leave its default (12 layers) in place."""
-    with pytest.raises(errors.InputError, match=r"unknown key 'num_hiden_layers' \(did you mean num_hidden_layers\?\)"):
+    with pytest.raises(
+        errors.InputError,
+        match=r"unknown key 'num_hiden_layers' \(did you mean num_hidden_layers\?\)",
+    ):
         modeling.BertConfig.from_dict({"vocab_size": 10, "num_hiden_layers": 2})
-    with pytest.raises(errors.InputError, match="'layer_norm_eps' is a key of a Hugging Face config.json"):
+    with pytest.raises(
+        errors.InputError, match="'layer_norm_eps' is a key of a Hugging Face config.json"
+    ):
         modeling.BertConfig.from_dict({"vocab_size": 10, "layer_norm_eps": 1e-5})
     # multi_cased_L-12_H-768_A-12/bert_config.json, as released.
-    multilingual = {"attention_probs_dropout_prob": 0.1, "directionality": "bidi", "hidden_act": "gelu",
-                    "hidden_dropout_prob": 0.1, "hidden_size": 768, "initializer_range": 0.02,
-                    "intermediate_size": 3072, "max_position_embeddings": 512, "num_attention_heads": 12,
-                    "num_hidden_layers": 12, "pooler_fc_size": 768, "pooler_num_attention_heads": 12,
-                    "pooler_num_fc_layers": 3, "pooler_size_per_head": 128, "pooler_type": "first_token_transform",
-                    "type_vocab_size": 2, "vocab_size": 119547}
+    multilingual = {
+        "attention_probs_dropout_prob": 0.1,
+        "directionality": "bidi",
+        "hidden_act": "gelu",
+        "hidden_dropout_prob": 0.1,
+        "hidden_size": 768,
+        "initializer_range": 0.02,
+        "intermediate_size": 3072,
+        "max_position_embeddings": 512,
+        "num_attention_heads": 12,
+        "num_hidden_layers": 12,
+        "pooler_fc_size": 768,
+        "pooler_num_attention_heads": 12,
+        "pooler_num_fc_layers": 3,
+        "pooler_size_per_head": 128,
+        "pooler_type": "first_token_transform",
+        "type_vocab_size": 2,
+        "vocab_size": 119547,
+    }
     assert modeling.BertConfig.from_dict(multilingual).to_dict() == multilingual
 
 
@@ -378,7 +512,9 @@ def test_bad_configs_fail_clearly(tmp_path):
     path.write_text(json.dumps({"hidden_size": 32}))
     with pytest.raises(errors.InputError, match=f"{path}: bert config: vocab_size is missing"):
         modeling.BertConfig.from_json_file(str(path))
-    with pytest.raises(errors.InputError, match="hidden_size 30 is not a multiple of num_attention_heads 4"):
+    with pytest.raises(
+        errors.InputError, match="hidden_size 30 is not a multiple of num_attention_heads 4"
+    ):
         tiny_config(hidden_size=30)
     with pytest.raises(errors.InputError, match="hidden_act 'swish' is not one of"):
         tiny_config(hidden_act="swish")
@@ -392,19 +528,28 @@ def test_checkpoint_that_does_not_match_the_config_fails_before_loading(tmp_path
     modeling.save_checkpoint(prefix, modeling.variables_by_name(modeling.BertModel(tiny_config())))
     other = modeling.BertModel(tiny_config(intermediate_size=40))
     before = other.embeddings.word_embeddings.numpy()
-    with pytest.raises(errors.InputError, match=r"bert/encoder/layer_0/intermediate/dense/bias has shape \[37\] but "
-                                                r"the model's is \[40\]"):
+    with pytest.raises(
+        errors.InputError,
+        match=r"bert/encoder/layer_0/intermediate/dense/bias has shape \[37\] but "
+        r"the model's is \[40\]",
+    ):
         modeling.load_checkpoint(prefix, modeling.variables_by_name(other))
     np.testing.assert_array_equal(before, other.embeddings.word_embeddings.numpy())
-    with pytest.raises(errors.InputError, match="lacks 16 model variables, first bert/encoder/layer_2/"):
-        modeling.load_checkpoint(prefix, modeling.variables_by_name(modeling.BertModel(tiny_config(num_hidden_layers=3))))
+    with pytest.raises(
+        errors.InputError, match="lacks 16 model variables, first bert/encoder/layer_2/"
+    ):
+        modeling.load_checkpoint(
+            prefix, modeling.variables_by_name(modeling.BertModel(tiny_config(num_hidden_layers=3)))
+        )
     with pytest.raises(errors.InputError, match="no such checkpoint"):
         modeling.load_checkpoint(str(tmp_path / "absent.ckpt"), {})
 
 
 def test_input_longer_than_max_position_embeddings_fails_before_compute():
     model = modeling.BertModel(tiny_config(max_position_embeddings=8))
-    with pytest.raises(errors.InputError, match="sequence length 9 exceeds max_position_embeddings 8"):
+    with pytest.raises(
+        errors.InputError, match="sequence length 9 exceeds max_position_embeddings 8"
+    ):
         model(np.ones((2, 9), np.int32))
     with pytest.raises(errors.InputError, match=r"input_ids must be \[batch, seq\]"):
         model(np.ones((9,), np.int32))

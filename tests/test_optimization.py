@@ -14,8 +14,12 @@ import optimization
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INIT_LR, TRAIN_STEPS, WARMUP_STEPS = 0.01, 20, 4
 # (name, shape): one decayed kernel, and one of each exclusion pattern.
-VARIABLES = [("layer_0/dense/kernel", (3, 4)), ("layer_0/dense/bias", (4,)), ("layer_0/LayerNorm/gamma", (4,)),
-             ("encoder/layer_norm/scale", (2,))]
+VARIABLES = [
+    ("layer_0/dense/kernel", (3, 4)),
+    ("layer_0/dense/bias", (4,)),
+    ("layer_0/LayerNorm/gamma", (4,)),
+    ("encoder/layer_norm/scale", (2,)),
+]
 
 
 def numpy_schedule(step):
@@ -24,7 +28,9 @@ def numpy_schedule(step):
     return INIT_LR * (1.0 - min(step, TRAIN_STEPS) / TRAIN_STEPS)
 
 
-def numpy_steps(kind, params, gradients_per_step, weight_decay=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-6):
+def numpy_steps(
+    kind, params, gradients_per_step, weight_decay=0.01, beta_1=0.9, beta_2=0.999, epsilon=1e-6
+):
     """Independent re-derivation of AdamWeightDecay / LAMB with global-norm clipping at 1.0."""
     params = [p.astype(np.float64) for p in params]
     m = [np.zeros_like(p) for p in params]
@@ -59,18 +65,33 @@ def test_update_rule_equals_numpy_over_12_steps(kind, jit_compile):
     rng = np.random.RandomState(0)
     initial = [rng.normal(size=shape).astype(np.float32) for _, shape in VARIABLES]
     # Some steps' gradients have global norm above 1, so clipping is exercised too.
-    gradients_per_step = [[(rng.normal(size=shape) * rng.choice([0.05, 2.0])).astype(np.float32)
-                           for _, shape in VARIABLES] for _ in range(12)]
+    gradients_per_step = [
+        [
+            (rng.normal(size=shape) * rng.choice([0.05, 2.0])).astype(np.float32)
+            for _, shape in VARIABLES
+        ]
+        for _ in range(12)
+    ]
     variables = [tf.Variable(value, name=name) for value, (name, _) in zip(initial, VARIABLES)]
-    optimizer = optimization.create_optimizer(variables, INIT_LR, TRAIN_STEPS, WARMUP_STEPS, optimizer=kind)
+    optimizer = optimization.create_optimizer(
+        variables, INIT_LR, TRAIN_STEPS, WARMUP_STEPS, optimizer=kind
+    )
     assert optimizer.decays == [True, False, False, False]
-    apply = tf.function(optimizer.apply_gradients, jit_compile=True) if jit_compile else optimizer.apply_gradients
+    apply = (
+        tf.function(optimizer.apply_gradients, jit_compile=True)
+        if jit_compile
+        else optimizer.apply_gradients
+    )
     expected = numpy_steps(kind, initial, gradients_per_step)
     for step, gradients in enumerate(gradients_per_step):
         apply([tf.constant(g) for g in gradients], tf.constant(step, tf.int64))
         for variable, want in zip(variables, expected[step]):
-            np.testing.assert_allclose(variable.numpy(), want, rtol=1e-6, atol=1e-7, err_msg=f"{variable.name} step {step}")
-    assert sorted(optimizer.slot_variables()) == sorted(f"{name}/adam_{s}" for name, _ in VARIABLES for s in "mv")
+            np.testing.assert_allclose(
+                variable.numpy(), want, rtol=1e-6, atol=1e-7, err_msg=f"{variable.name} step {step}"
+            )
+    assert sorted(optimizer.slot_variables()) == sorted(
+        f"{name}/adam_{s}" for name, _ in VARIABLES for s in "mv"
+    )
 
 
 def test_reference_sanity_case_reaches_the_target():
@@ -95,10 +116,12 @@ def test_schedule_values():
         return float(optimization.learning_rate_schedule(step, 1e-4, total, warmup))
 
     assert at(0) == 0.0
-    assert at(9) == pytest.approx(9e-5, rel=1e-6)                 # warmup − 1
-    assert at(10) == pytest.approx(1e-4 * (1 - 10 / 100), rel=1e-6)  # warmup: decayed value, not renormalised
+    assert at(9) == pytest.approx(9e-5, rel=1e-6)  # warmup − 1
+    assert at(10) == pytest.approx(
+        1e-4 * (1 - 10 / 100), rel=1e-6
+    )  # warmup: decayed value, not renormalised
     assert at(11) == pytest.approx(1e-4 * (1 - 11 / 100), rel=1e-6)
-    assert at(100) == 0.0 and at(150) == 0.0                        # total and past it
+    assert at(100) == 0.0 and at(150) == 0.0  # total and past it
     assert at(0, warmup=0) == pytest.approx(1e-4)
 
 
@@ -106,8 +129,10 @@ def test_four_accumulated_micro_batches_equal_one_four_times_larger_batch():
     """In float64, so that summing in another order (float32 rounding, ~1e-7 of the summands) does
     not hide what is compared: the update itself."""
     rng = np.random.RandomState(1)
-    features = {"x": tf.constant(rng.normal(size=(16, 5)), tf.float64),
-                "y": tf.constant(rng.normal(size=(16, 2)), tf.float64)}
+    features = {
+        "x": tf.constant(rng.normal(size=(16, 5)), tf.float64),
+        "y": tf.constant(rng.normal(size=(16, 2)), tf.float64),
+    }
     initial = rng.normal(size=(5, 2))
 
     def run(num_micro_batches):
@@ -122,8 +147,11 @@ def test_four_accumulated_micro_batches_equal_one_four_times_larger_batch():
         @tf.function
         def step(index):
             loss, side, gradients = optimization.accumulate_gradients(
-                compute_loss, [kernel, bias], features, num_micro_batches)
-            tf.debugging.assert_equal(side["examples"], 16)  # side outputs are summed over micro-batches
+                compute_loss, [kernel, bias], features, num_micro_batches
+            )
+            tf.debugging.assert_equal(
+                side["examples"], 16
+            )  # side outputs are summed over micro-batches
             optimizer.apply_gradients(gradients, index)
             return loss, gradients
 
@@ -133,8 +161,13 @@ def test_four_accumulated_micro_batches_equal_one_four_times_larger_batch():
     def relative_difference(a, b):
         return float(np.max(np.abs(np.asarray(a) - np.asarray(b)) / np.abs(b)))
 
-    (whole_losses, whole_kernel, whole_bias), (micro_losses, micro_kernel, micro_bias) = run(1), run(4)
-    for (whole_loss, whole_gradients), (micro_loss, micro_gradients) in zip(whole_losses, micro_losses):
+    (whole_losses, whole_kernel, whole_bias), (micro_losses, micro_kernel, micro_bias) = (
+        run(1),
+        run(4),
+    )
+    for (whole_loss, whole_gradients), (micro_loss, micro_gradients) in zip(
+        whole_losses, micro_losses
+    ):
         assert relative_difference(micro_loss, whole_loss) < 1e-6
         for whole, micro in zip(whole_gradients, micro_gradients):
             assert relative_difference(micro, whole) < 1e-6
@@ -147,19 +180,35 @@ def test_non_finite_fp16_gradient_skips_the_step_and_halves_the_scale():
     bias = tf.Variable([0.5], name="dense/bias")
     optimizer = optimization.create_optimizer([kernel, bias], 0.1, 10, 0)
     loss_scale = optimization.DynamicLossScale(initial_scale=1024.0, growth_interval=2)
-    before = [kernel.numpy(), bias.numpy(), *(s.numpy() for s in optimizer.slot_variables().values())]
+    before = [
+        kernel.numpy(),
+        bias.numpy(),
+        *(s.numpy() for s in optimizer.slot_variables().values()),
+    ]
 
-    optimizer.apply_gradients([tf.constant([[np.inf, 1.0]]), tf.constant([1.0])], 0, loss_scale=loss_scale)
-    after = [kernel.numpy(), bias.numpy(), *(s.numpy() for s in optimizer.slot_variables().values())]
+    optimizer.apply_gradients(
+        [tf.constant([[np.inf, 1.0]]), tf.constant([1.0])], 0, loss_scale=loss_scale
+    )
+    after = [
+        kernel.numpy(),
+        bias.numpy(),
+        *(s.numpy() for s in optimizer.slot_variables().values()),
+    ]
     for was, now in zip(before, after):
         np.testing.assert_array_equal(was, now)
     assert float(loss_scale.scale) == 512.0
 
-    optimizer.apply_gradients([tf.constant([[np.nan, 1.0]]), tf.constant([1.0])], 1, loss_scale=loss_scale)
+    optimizer.apply_gradients(
+        [tf.constant([[np.nan, 1.0]]), tf.constant([1.0])], 1, loss_scale=loss_scale
+    )
     assert float(loss_scale.scale) == 256.0
     for step in (2, 3):
-        optimizer.apply_gradients([tf.constant([[256.0, 256.0]]), tf.constant([256.0])], step, loss_scale=loss_scale)
-    assert float(loss_scale.scale) == 512.0 and int(loss_scale.good_steps) == 0  # grew after 2 good steps
+        optimizer.apply_gradients(
+            [tf.constant([[256.0, 256.0]]), tf.constant([256.0])], step, loss_scale=loss_scale
+        )
+    assert (
+        float(loss_scale.scale) == 512.0 and int(loss_scale.good_steps) == 0
+    )  # grew after 2 good steps
     assert not np.array_equal(kernel.numpy(), before[0])
     # The update used the unscaled gradient (1.0 per entry): Adam's first step moves by lr · 1 / (1 + ε)·(1 − 0.1/10).
     assert kernel.numpy()[0, 0] < 1.0
@@ -170,7 +219,12 @@ def test_accumulated_gradients_of_a_scaled_loss_are_unscaled_by_the_optimizer():
     loss_scale = optimization.DynamicLossScale(initial_scale=8.0)
     features = {"x": tf.ones([4, 1])}
     loss, _, gradients = optimization.accumulate_gradients(
-        lambda batch: (tf.reduce_mean(tf.matmul(batch["x"], kernel)), ()), [kernel], features, 2, loss_scale=loss_scale)
+        lambda batch: (tf.reduce_mean(tf.matmul(batch["x"], kernel)), ()),
+        [kernel],
+        features,
+        2,
+        loss_scale=loss_scale,
+    )
     assert float(loss) == 2.0 and float(gradients[0][0, 0]) == 8.0
 
 
@@ -183,8 +237,12 @@ def test_mirrored_strategy_over_two_cpus_gives_the_one_device_result():
     end with the one-device weights within 1e-6 (absolute; the weights are of order 0.02 to 1 and
     move by up to ~0.08). Runs in its own process, since the logical devices must be configured
     before TensorFlow starts."""
-    result = subprocess.run([sys.executable, os.path.abspath(__file__), MIRRORED_SCRIPT_ARG],
-                            capture_output=True, text=True, env={**os.environ, "PYTHONPATH": REPO_ROOT})
+    result = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), MIRRORED_SCRIPT_ARG],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": REPO_ROOT},
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["replicas"] == 2
@@ -197,11 +255,23 @@ def _mirrored_vs_one_device():
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     import modeling
 
-    config = modeling.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                 intermediate_size=20, max_position_embeddings=16, type_vocab_size=2)
+    config = modeling.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=20,
+        max_position_embeddings=16,
+        type_vocab_size=2,
+    )
     rng = np.random.RandomState(0)
-    batches = [{"input_ids": rng.randint(1, 50, size=(8, 6)).astype(np.int32),
-                "labels": rng.randint(0, 3, size=(8,)).astype(np.int32)} for _ in range(3)]
+    batches = [
+        {
+            "input_ids": rng.randint(1, 50, size=(8, 6)).astype(np.int32),
+            "labels": rng.randint(0, 3, size=(8,)).astype(np.int32),
+        }
+        for _ in range(3)
+    ]
 
     def train(strategy):
         with strategy.scope():
@@ -213,9 +283,13 @@ def _mirrored_vs_one_device():
         def replica_step(features, step):
             def compute_loss(batch):
                 logits = model(batch["input_ids"], None, None, training=False)
-                return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(batch["labels"], logits)), ()
+                return tf.reduce_mean(
+                    tf.nn.sparse_softmax_cross_entropy_with_logits(batch["labels"], logits)
+                ), ()
 
-            _, _, gradients = optimization.accumulate_gradients(compute_loss, model.trainable_variables, features, 1)
+            _, _, gradients = optimization.accumulate_gradients(
+                compute_loss, model.trainable_variables, features, 1
+            )
             optimizer.apply_gradients(gradients, step)
 
         @tf.function
@@ -234,7 +308,15 @@ def _mirrored_vs_one_device():
     assert all(np.array_equal(initial[k], mirrored_initial[k]) for k in initial)
     difference = max(float(np.max(np.abs(two_replicas[k] - one_device[k]))) for k in one_device)
     moved = max(float(np.max(np.abs(one_device[k] - initial[k]))) for k in one_device)
-    print(json.dumps({"replicas": mirrored.num_replicas_in_sync, "max_abs_difference": difference, "moved": moved}))
+    print(
+        json.dumps(
+            {
+                "replicas": mirrored.num_replicas_in_sync,
+                "max_abs_difference": difference,
+                "moved": moved,
+            }
+        )
+    )
 
 
 if __name__ == "__main__" and MIRRORED_SCRIPT_ARG in sys.argv:

@@ -8,8 +8,34 @@ import errors
 import tokenization
 
 
-SMALL_VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "want", "##want", "##ed", "wa", "un", "runn", "##ing", ",",
-               "low", "##er", "##est", "ah", "zz", "\u535A", "\u63A8", "hello", "!", "?", "how", "are", "you"]
+SMALL_VOCAB = [
+    "[PAD]",
+    "[UNK]",
+    "[CLS]",
+    "[SEP]",
+    "[MASK]",
+    "want",
+    "##want",
+    "##ed",
+    "wa",
+    "un",
+    "runn",
+    "##ing",
+    ",",
+    "low",
+    "##er",
+    "##est",
+    "ah",
+    "zz",
+    "\u535a",
+    "\u63a8",
+    "hello",
+    "!",
+    "?",
+    "how",
+    "are",
+    "you",
+]
 
 
 @pytest.fixture
@@ -21,9 +47,10 @@ def small_vocab_file(tmp_path):
 
 # The reference's documented unit cases.
 
+
 def test_full_tokenizer_splits_lowercases_strips_accents_and_maps_ids(small_vocab_file):
     tokenizer = tokenization.FullTokenizer(small_vocab_file)
-    tokens = tokenizer.tokenize("UNwant\u00E9d,running")
+    tokens = tokenizer.tokenize("UNwant\u00e9d,running")
     assert tokens == ["un", "##want", "##ed", ",", "runn", "##ing"]
     assert tokenizer.convert_tokens_to_ids(tokens) == [9, 6, 7, 12, 10, 11]
     assert tokenizer.convert_ids_to_tokens([9, 6, 7, 12, 10, 11]) == tokens
@@ -32,22 +59,41 @@ def test_full_tokenizer_splits_lowercases_strips_accents_and_maps_ids(small_voca
 
 def test_cjk_ideographs_become_single_tokens_but_kana_and_hangul_do_not():
     tokenizer = tokenization.BasicTokenizer()
-    assert tokenizer.tokenize("ah\u535A\u63A8zz") == ["ah", "\u535A", "\u63A8", "zz"]
-    assert tokenizer.tokenize("\u3072\u3089\uD55C\uAD6D") == ["\u3072\u3089\u1112\u1161\u11ab\u1100\u116e\u11a8"]
-    assert tokenization.BasicTokenizer(do_lower_case=False).tokenize("\uD55C\uAD6D\U00020000x") == [
-        "\uD55C\uAD6D", "\U00020000", "x"]
+    assert tokenizer.tokenize("ah\u535a\u63a8zz") == ["ah", "\u535a", "\u63a8", "zz"]
+    assert tokenizer.tokenize("\u3072\u3089\ud55c\uad6d") == [
+        "\u3072\u3089\u1112\u1161\u11ab\u1100\u116e\u11a8"
+    ]
+    assert tokenization.BasicTokenizer(do_lower_case=False).tokenize("\ud55c\uad6d\U00020000x") == [
+        "\ud55c\uad6d",
+        "\U00020000",
+        "x",
+    ]
 
 
 def test_basic_tokenizer_lower_case():
     tokenizer = tokenization.BasicTokenizer(do_lower_case=True)
-    assert tokenizer.tokenize(" \tHeLLo!how  \n Are yoU?  ") == ["hello", "!", "how", "are", "you", "?"]
-    assert tokenizer.tokenize("H\u00E9llo") == ["hello"]
+    assert tokenizer.tokenize(" \tHeLLo!how  \n Are yoU?  ") == [
+        "hello",
+        "!",
+        "how",
+        "are",
+        "you",
+        "?",
+    ]
+    assert tokenizer.tokenize("H\u00e9llo") == ["hello"]
 
 
 def test_basic_tokenizer_cased_does_no_normalisation():
     tokenizer = tokenization.BasicTokenizer(do_lower_case=False)
-    assert tokenizer.tokenize(" \tHeLLo!how  \n Are yoU?  ") == ["HeLLo", "!", "how", "Are", "yoU", "?"]
-    assert tokenizer.tokenize("H\u00E9llo") == ["H\u00E9llo"]
+    assert tokenizer.tokenize(" \tHeLLo!how  \n Are yoU?  ") == [
+        "HeLLo",
+        "!",
+        "how",
+        "Are",
+        "yoU",
+        "?",
+    ]
+    assert tokenizer.tokenize("H\u00e9llo") == ["H\u00e9llo"]
 
 
 def test_wordpiece_greedy_longest_match_and_whole_word_unknown(small_vocab_file):
@@ -59,31 +105,40 @@ def test_wordpiece_greedy_longest_match_and_whole_word_unknown(small_vocab_file)
 
 
 def test_word_longer_than_limit_is_one_unknown(small_vocab_file):
-    tokenizer = tokenization.WordpieceTokenizer(tokenization.load_vocab(small_vocab_file), max_input_chars_per_word=6)
+    tokenizer = tokenization.WordpieceTokenizer(
+        tokenization.load_vocab(small_vocab_file), max_input_chars_per_word=6
+    )
     assert tokenizer.tokenize("lowest") == ["low", "##est"]
     assert tokenizer.tokenize("lowestx") == ["[UNK]"]
-    assert tokenization.WordpieceTokenizer({"[UNK]": 0, "a": 1, "##a": 2}).tokenize("a" * 201) == ["[UNK]"]
+    assert tokenization.WordpieceTokenizer({"[UNK]": 0, "a": 1, "##a": 2}).tokenize("a" * 201) == [
+        "[UNK]"
+    ]
 
 
 def test_whitespace_control_and_punctuation_predicates():
-    for char in (" ", "\t", "\r", "\n", "\u00A0", "\u3000"):
+    for char in (" ", "\t", "\r", "\n", "\u00a0", "\u3000"):
         assert tokenization._is_whitespace(char), repr(char)
     for char in ("A", "-", "\u2028"):
         assert not tokenization._is_whitespace(char), repr(char)
-    for char in ("\u0005", "\u00AD", "\u200B", "\uFEFF"):
+    for char in ("\u0005", "\u00ad", "\u200b", "\ufeff"):
         assert tokenization._is_control(char), repr(char)
-    for char in ("A", " ", "\t", "\r", "\n", "\U0001F4A9"):
+    for char in ("A", " ", "\t", "\r", "\n", "\U0001f4a9"):
         assert not tokenization._is_control(char), repr(char)
-    for char in ("-", "$", "`", ".", "~", "\u00BF", "\u3002", "\u2014"):
+    for char in ("-", "$", "`", ".", "~", "\u00bf", "\u3002", "\u2014"):
         assert tokenization._is_punctuation(char), repr(char)
-    for char in ("A", " ", "1", "\u00B0"):
+    for char in ("A", " ", "1", "\u00b0"):
         assert not tokenization._is_punctuation(char), repr(char)
 
 
 def test_cleaning_drops_nul_replacement_and_format_characters_and_blanks_whitespace():
     tokenizer = tokenization.BasicTokenizer(do_lower_case=False)
-    assert tokenizer.tokenize("co\u00ADoperate a\x00b c\uFFFDd e\x1bf") == ["cooperate", "ab", "cd", "ef"]
-    assert tokenizer.tokenize("one\u2003two\u00A0three\r\nfour") == ["one", "two", "three", "four"]
+    assert tokenizer.tokenize("co\u00adoperate a\x00b c\ufffdd e\x1bf") == [
+        "cooperate",
+        "ab",
+        "cd",
+        "ef",
+    ]
+    assert tokenizer.tokenize("one\u2003two\u00a0three\r\nfour") == ["one", "two", "three", "four"]
 
 
 def test_undecodable_bytes_are_dropped_never_fatal(small_vocab_file, tmp_path):
@@ -91,7 +146,7 @@ def test_undecodable_bytes_are_dropped_never_fatal(small_vocab_file, tmp_path):
     assert tokenizer.tokenize(b"low\xffest \xc3,hello") == ["low", "##est", ",", "hello"]
     text_file = tmp_path / "text.txt"
     text_file.write_bytes(b"hello\xfe\nhow are\r\n")
-    assert list(tokenization.read_text_lines(str(text_file))) == ["hello\uFFFD", "how are"]
+    assert list(tokenization.read_text_lines(str(text_file))) == ["hello\ufffd", "how are"]
 
 
 def test_special_tokens_are_split_unless_protected(small_vocab_file):
@@ -99,7 +154,16 @@ def test_special_tokens_are_split_unless_protected(small_vocab_file):
     assert plain.tokenize("hello [MASK]!") == ["hello", "[UNK]", "[UNK]", "[UNK]", "!"]
     protected = tokenization.FullTokenizer(small_vocab_file, protect_special_tokens=True)
     assert protected.tokenize("Hello [MASK]! how[SEP]are [mask]") == [
-        "hello", "[MASK]", "!", "how", "[SEP]", "are", "[UNK]", "[UNK]", "[UNK]"]
+        "hello",
+        "[MASK]",
+        "!",
+        "how",
+        "[SEP]",
+        "are",
+        "[UNK]",
+        "[UNK]",
+        "[UNK]",
+    ]
     assert set(protected.special_tokens) == {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"}
 
 
@@ -110,24 +174,34 @@ def test_case_check_knows_released_checkpoints():
     check(False, "/models/my_own_model/bert_model.ckpt")
     check(True, None)
     for do_lower_case, path in [
-            (False, "/m/uncased_L-12_H-768_A-12/bert_model.ckpt"),
-            (False, "/m/wwm_uncased_L-24_H-1024_A-16/bert_model.ckpt"),
-            (False, "/m/uncased_L-4_H-256_A-4/bert_model.ckpt"),
-            (False, "/m/uncased_L-12_H-128_A-2/bert_model.ckpt"),
-            (False, "/m/chinese_L-12_H-768_A-12/bert_model.ckpt"),
-            (True, "/m/multi_cased_L-12_H-768_A-12/bert_model.ckpt"),
-            (True, "/m/wwm_cased_L-24_H-1024_A-16/bert_model.ckpt")]:
-        with pytest.raises(errors.InputError, match=r"--do_lower_case=.*rename the checkpoint folder"):
+        (False, "/m/uncased_L-12_H-768_A-12/bert_model.ckpt"),
+        (False, "/m/wwm_uncased_L-24_H-1024_A-16/bert_model.ckpt"),
+        (False, "/m/uncased_L-4_H-256_A-4/bert_model.ckpt"),
+        (False, "/m/uncased_L-12_H-128_A-2/bert_model.ckpt"),
+        (False, "/m/chinese_L-12_H-768_A-12/bert_model.ckpt"),
+        (True, "/m/multi_cased_L-12_H-768_A-12/bert_model.ckpt"),
+        (True, "/m/wwm_cased_L-24_H-1024_A-16/bert_model.ckpt"),
+    ]:
+        with pytest.raises(
+            errors.InputError, match=r"--do_lower_case=.*rename the checkpoint folder"
+        ):
             check(do_lower_case, path)
 
 
 def test_small_bert_family_is_all_24_uncased_models():
-    small = [name for name in tokenization._RELEASED_CHECKPOINT_CASE if name.startswith("uncased_L-")
-             and name not in ("uncased_L-12_H-768_A-12", "uncased_L-24_H-1024_A-16")]
-    assert len(small) + 1 == 24  # uncased_L-12_H-768_A-12 is both BERT-Base and the largest small model.
+    small = [
+        name
+        for name in tokenization._RELEASED_CHECKPOINT_CASE
+        if name.startswith("uncased_L-")
+        and name not in ("uncased_L-12_H-768_A-12", "uncased_L-24_H-1024_A-16")
+    ]
+    assert (
+        len(small) + 1 == 24
+    )  # uncased_L-12_H-768_A-12 is both BERT-Base and the largest small model.
 
 
 # Bad input: one-line errors that name the file.
+
 
 def test_missing_empty_and_unk_less_vocab_files_name_the_file(tmp_path):
     missing = tmp_path / "missing.txt"
@@ -152,6 +226,7 @@ def test_spm_model_that_does_not_load_names_the_file(tmp_path):
 
 # Unicode facts the fast path relies on.
 
+
 def test_unicode_facts_the_tokenizer_relies_on():
     """Punctuation and whitespace lie in planes 0 and 1; no character normalises to whitespace."""
     every_char = [chr(c) for c in range(0x110000) if not 0xD800 <= c < 0xE000]
@@ -166,13 +241,20 @@ def test_unicode_facts_the_tokenizer_relies_on():
 
 def test_normalisation_turns_one_character_into_at_most_three():
     limit = tokenization.FastBatchTokenizer._MAX_NORMALISED_CHARS_PER_CHAR
-    worst = max(len(tokenization._strip_accents(chr(c).lower())) for c in range(0x110000) if not 0xD800 <= c < 0xE000)
+    worst = max(
+        len(tokenization._strip_accents(chr(c).lower()))
+        for c in range(0x110000)
+        if not 0xD800 <= c < 0xE000
+    )
     assert worst <= limit
 
 
 # Parity with Hugging Face on real text.
 
-def test_matches_transformers_bert_tokenizer_on_every_enwiki_line(enwiki_lines, bert_base_uncased_vocab):
+
+def test_matches_transformers_bert_tokenizer_on_every_enwiki_line(
+    enwiki_lines, bert_base_uncased_vocab
+):
     """Identical word pieces to transformers' Python BertTokenizer on all 5,514 lines, cased and uncased.
 
     What differs by default: transformers' WordpieceTokenizer turns words over 100 characters into
@@ -207,27 +289,60 @@ def test_rust_bert_tokenizer_differs_only_by_final_sigma(enwiki_lines, bert_base
 # The fast batch path.
 
 TRICKY_TEXTS = [
-    "", "   ", "UNwant\u00E9d,running", "ΣΑΣ ΟΔΟΣ Σ", "ﬁne ｆｕｌｌ－ｗｉｄｔｈ ①②", "co\u00ADoperate\u200Bzero",
-    "\x00a\x1fb\x7fc\x85d", "日本語テキスト 한국어 中文字符", "İstanbul ǅemal ß straße", "naïve café Å Ω",
-    "a" * 199, "a" * 201, "é" * 70, "é" * 201, "Ⅻ ½ ² № µ", "[MASK] hello [SEP]x", "x\u2028y\u2029z",
-    "\uFEFFbom", "emoji 🤗👍🏽", "tab\tnew\nline\rret", "mixed CJK和English混合", "\U00020000\U0002A700",
-    "׳ֹשָׁלוֹם", "देवनागरी", "ฤๅษี", "Ǆ ǈ ǋ", "ﬃ", "\u0130\u0307", "𝐀𝐁𝐂", "a\u0301\u0302b",
+    "",
+    "   ",
+    "UNwant\u00e9d,running",
+    "ΣΑΣ ΟΔΟΣ Σ",
+    "ﬁne ｆｕｌｌ－ｗｉｄｔｈ ①②",
+    "co\u00adoperate\u200bzero",
+    "\x00a\x1fb\x7fc\x85d",
+    "日本語テキスト 한국어 中文字符",
+    "İstanbul ǅemal ß straße",
+    "naïve café Å Ω",
+    "a" * 199,
+    "a" * 201,
+    "é" * 70,
+    "é" * 201,
+    "Ⅻ ½ ² № µ",
+    "[MASK] hello [SEP]x",
+    "x\u2028y\u2029z",
+    "\ufeffbom",
+    "emoji 🤗👍🏽",
+    "tab\tnew\nline\rret",
+    "mixed CJK和English混合",
+    "\U00020000\U0002a700",
+    "׳ֹשָׁלוֹם",
+    "देवनागरी",
+    "ฤๅษี",
+    "Ǆ ǈ ǋ",
+    "ﬃ",
+    "\u0130\u0307",
+    "𝐀𝐁𝐂",
+    "a\u0301\u0302b",
 ]
 
 
 @pytest.mark.parametrize("do_lower_case,protect", [(True, False), (False, False), (True, True)])
-def test_fast_batch_path_equals_full_tokenizer_on_tricky_text(bert_base_uncased_vocab, do_lower_case, protect):
-    tokenizer = tokenization.FullTokenizer(bert_base_uncased_vocab, do_lower_case, protect_special_tokens=protect)
+def test_fast_batch_path_equals_full_tokenizer_on_tricky_text(
+    bert_base_uncased_vocab, do_lower_case, protect
+):
+    tokenizer = tokenization.FullTokenizer(
+        bert_base_uncased_vocab, do_lower_case, protect_special_tokens=protect
+    )
     expected = [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text)) for text in TRICKY_TEXTS]
     assert tokenizer.encode_batch(TRICKY_TEXTS) == expected
     assert tokenizer.encode_batch([text.encode("utf-8") for text in TRICKY_TEXTS]) == expected
     assert tokenizer.encode_batch([]) == []
 
 
-def test_fast_batch_path_equals_full_tokenizer_on_every_enwiki_line(enwiki_lines, bert_base_uncased_vocab):
+def test_fast_batch_path_equals_full_tokenizer_on_every_enwiki_line(
+    enwiki_lines, bert_base_uncased_vocab
+):
     for do_lower_case in (True, False):
         tokenizer = tokenization.FullTokenizer(bert_base_uncased_vocab, do_lower_case=do_lower_case)
-        expected = [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line)) for line in enwiki_lines]
+        expected = [
+            tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line)) for line in enwiki_lines
+        ]
         fast = tokenizer.encode_batch(enwiki_lines)
         identical = sum(a == b for a, b in zip(fast, expected))
         assert (identical, len(fast)) == (5514, 5514), f"do_lower_case={do_lower_case}"
@@ -237,13 +352,21 @@ def test_fast_batch_path_equals_full_tokenizer_on_every_enwiki_line(enwiki_lines
 
 # SentencePiece.
 
+
 def test_sentencepiece_tokenizer_has_the_full_tokenizer_interface(tmp_path):
     import build_vocab
+
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n".join(f"The {w} sat on the mat number {i}." for i in range(300) for w in ("cat", "dog")))
+    corpus.write_text(
+        "\n".join(f"The {w} sat on the mat number {i}." for i in range(300) for w in ("cat", "dog"))
+    )
     prefix = str(tmp_path / "spm")
-    build_vocab.train_sentencepiece([str(corpus)], prefix, vocab_size=50, do_lower_case=True, algorithm="unigram")
-    tokenizer = tokenization.load_tokenizer(None, do_lower_case=True, spm_model_file=prefix + ".model")
+    build_vocab.train_sentencepiece(
+        [str(corpus)], prefix, vocab_size=50, do_lower_case=True, algorithm="unigram"
+    )
+    tokenizer = tokenization.load_tokenizer(
+        None, do_lower_case=True, spm_model_file=prefix + ".model"
+    )
     tokens = tokenizer.tokenize("THE cat [MASK] sat")
     assert "[MASK]" in tokens and "[UNK]" not in tokens
     ids = tokenizer.convert_tokens_to_ids(tokens)

@@ -16,7 +16,12 @@ import tensorflow as tf
 
 from conftest import REPO_ROOT, run_pretraining_command, summary_values
 
-CURVE = ("--num_train_steps=8", "--iterations_per_loop=1", "--save_checkpoints_steps=8", "--train_batch_size=8")
+CURVE = (
+    "--num_train_steps=8",
+    "--iterations_per_loop=1",
+    "--save_checkpoints_steps=8",
+    "--train_batch_size=8",
+)
 
 
 def loss_curve(output_dir):
@@ -27,10 +32,19 @@ def loss_curve(output_dir):
 def test_kill_9_then_the_same_command_finishes_from_the_last_checkpoint(pretraining_data, tmp_path):
     """Also: a second run started meanwhile is refused (the lock), and the killed run's stale lock
     does not stop the rerun."""
-    flags = [f"--input_file={pretraining_data}/sample.tfrecord", f"--output_dir={tmp_path}",
-             f"--bert_config_file={pretraining_data}/bert_config.json", "--max_seq_length=32",
-             "--max_predictions_per_seq=5", "--train_batch_size=8", "--num_train_steps=3000", "--num_warmup_steps=10",
-             "--iterations_per_loop=10", "--save_checkpoints_steps=20", "--do_train=True"]
+    flags = [
+        f"--input_file={pretraining_data}/sample.tfrecord",
+        f"--output_dir={tmp_path}",
+        f"--bert_config_file={pretraining_data}/bert_config.json",
+        "--max_seq_length=32",
+        "--max_predictions_per_seq=5",
+        "--train_batch_size=8",
+        "--num_train_steps=3000",
+        "--num_warmup_steps=10",
+        "--iterations_per_loop=10",
+        "--save_checkpoints_steps=20",
+        "--do_train=True",
+    ]
     command = [sys.executable, os.path.join(REPO_ROOT, "run_pretraining.py"), *flags]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -40,8 +54,11 @@ def test_kill_9_then_the_same_command_finishes_from_the_last_checkpoint(pretrain
     # A second run on the same output_dir while the first runs is refused, naming the first.
     second = subprocess.run(command, capture_output=True, text=True)
     assert second.returncode == 2 and "Traceback" not in second.stderr, second.stderr[-3000:]
-    assert second.stderr.strip().splitlines()[-1].startswith(
-        f"error: --output_dir: {tmp_path} is in use by process {process.pid} on ")
+    assert (
+        second.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: --output_dir: {tmp_path} is in use by process {process.pid} on ")
+    )
     process.send_signal(signal.SIGKILL)
     process.wait()
     # Whatever was being written at the kill, `checkpoint` names only complete checkpoints.
@@ -52,7 +69,9 @@ def test_kill_9_then_the_same_command_finishes_from_the_last_checkpoint(pretrain
     killed_at = int(state.model_checkpoint_path.split("-")[-1])
     assert 40 <= killed_at < 3000
 
-    result = subprocess.run(command[:8] + ["--num_train_steps=3000"] + command[9:], capture_output=True, text=True)
+    result = subprocess.run(
+        command[:8] + ["--num_train_steps=3000"] + command[9:], capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"Resumed from {tmp_path}/model.ckpt-{killed_at} at step {killed_at}" in result.stderr
     assert tf.train.latest_checkpoint(str(tmp_path)).endswith("model.ckpt-3000")
@@ -77,19 +96,24 @@ def free_ports(count):
 @pytest.fixture(scope="module")
 def one_device_curve(pretraining_data, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("one_device")
-    result = run_pretraining_command(pretraining_data, output_dir, *CURVE, config="bert_config_no_dropout.json")
+    result = run_pretraining_command(
+        pretraining_data, output_dir, *CURVE, config="bert_config_no_dropout.json"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return loss_curve(output_dir)
 
 
 @pytest.mark.slow
-def test_mirrored_strategy_over_two_cpus_follows_the_one_device_curve(pretraining_data, tmp_path, one_device_curve):
+def test_mirrored_strategy_over_two_cpus_follows_the_one_device_curve(
+    pretraining_data, tmp_path, one_device_curve
+):
     """Same seed, same global batch of 8 (two replicas of 4), no dropout: the loss curves agree
     within 1e-3 relative (seen: 4e-7). Each replica normalises its masked-LM loss by its own count of
     masked tokens, as TPU cores did in the reference, so batches whose halves hold different
     counts may differ by more than rounding."""
-    result = run_pretraining_command(pretraining_data, tmp_path, *CURVE, "--cpu_replicas=2",
-                                     config="bert_config_no_dropout.json")
+    result = run_pretraining_command(
+        pretraining_data, tmp_path, *CURVE, "--cpu_replicas=2", config="bert_config_no_dropout.json"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Strategy MirroredStrategy with 2 replicas" in result.stderr
     mirrored = loss_curve(tmp_path)
@@ -101,20 +125,40 @@ def test_mirrored_strategy_over_two_cpus_follows_the_one_device_curve(pretrainin
 
 @pytest.mark.slow
 def test_multi_worker_mirrored_strategy_with_two_processes_follows_the_one_device_curve(
-        pretraining_data, tmp_path, one_device_curve):
+    pretraining_data, tmp_path, one_device_curve
+):
     """Two worker processes on localhost joined by TF_CONFIG, 4 sequences each: within 1e-3 relative
     of the one-device curve (seen: 4e-7; per-worker masked-LM normalisation, as above)."""
     ports = free_ports(2)
     cluster = {"worker": [f"localhost:{port}" for port in ports]}
     processes = []
     for index in range(2):
-        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        flags = [f"--input_file={pretraining_data}/sample.tfrecord", f"--output_dir={tmp_path}",
-                 f"--bert_config_file={pretraining_data}/bert_config_no_dropout.json", "--max_seq_length=32",
-                 "--max_predictions_per_seq=5", "--num_warmup_steps=2", "--learning_rate=1e-3", "--do_train=True",
-                 *CURVE]
-        processes.append(subprocess.Popen([sys.executable, os.path.join(REPO_ROOT, "run_pretraining.py"), *flags],
-                                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        env = {
+            **os.environ,
+            "TF_CONFIG": json.dumps(
+                {"cluster": cluster, "task": {"type": "worker", "index": index}}
+            ),
+        }
+        flags = [
+            f"--input_file={pretraining_data}/sample.tfrecord",
+            f"--output_dir={tmp_path}",
+            f"--bert_config_file={pretraining_data}/bert_config_no_dropout.json",
+            "--max_seq_length=32",
+            "--max_predictions_per_seq=5",
+            "--num_warmup_steps=2",
+            "--learning_rate=1e-3",
+            "--do_train=True",
+            *CURVE,
+        ]
+        processes.append(
+            subprocess.Popen(
+                [sys.executable, os.path.join(REPO_ROOT, "run_pretraining.py"), *flags],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     outputs = [process.communicate(timeout=400) for process in processes]
     for process, (_, stderr) in zip(processes, outputs):
         assert process.returncode == 0, stderr[-3000:]
@@ -126,17 +170,23 @@ def test_multi_worker_mirrored_strategy_with_two_processes_follows_the_one_devic
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant,flags,tolerance", [
-    ("no_xla", ("--use_xla=False",), 1e-4),
-    ("bf16", ("--precision=bf16",), 5e-3),
-    ("fp16", ("--precision=fp16",), 1e-3),
-])
-def test_xla_and_precision_follow_the_fp32_xla_curve(pretraining_data, tmp_path, one_device_curve, variant, flags,
-                                                     tolerance):
+@pytest.mark.parametrize(
+    "variant,flags,tolerance",
+    [
+        ("no_xla", ("--use_xla=False",), 1e-4),
+        ("bf16", ("--precision=bf16",), 5e-3),
+        ("fp16", ("--precision=fp16",), 1e-3),
+    ],
+)
+def test_xla_and_precision_follow_the_fp32_xla_curve(
+    pretraining_data, tmp_path, one_device_curve, variant, flags, tolerance
+):
     """Same seed and data. Without XLA only float32 rounding differs (1e-4 relative; seen 1e-7).
     bf16 keeps 8 mantissa bits, fp16 11 (its loss scaled): 5e-3 and 1e-3 relative (seen 3e-5 and
     1e-5 on this tiny model, whose activations stay small)."""
-    result = run_pretraining_command(pretraining_data, tmp_path, *CURVE, *flags, config="bert_config_no_dropout.json")
+    result = run_pretraining_command(
+        pretraining_data, tmp_path, *CURVE, *flags, config="bert_config_no_dropout.json"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     curve = loss_curve(tmp_path)
     print(f"{variant}: {curve}\nfp32 xla: {one_device_curve}")
@@ -145,13 +195,24 @@ def test_xla_and_precision_follow_the_fp32_xla_curve(pretraining_data, tmp_path,
 
 @pytest.mark.slow
 def test_gradient_accumulation_and_lamb_run_and_learn(pretraining_data, tmp_path, one_device_curve):
-    result = run_pretraining_command(pretraining_data, tmp_path, *CURVE, "--gradient_accumulation_steps=2",
-                                     config="bert_config_no_dropout.json")
+    result = run_pretraining_command(
+        pretraining_data,
+        tmp_path,
+        *CURVE,
+        "--gradient_accumulation_steps=2",
+        config="bert_config_no_dropout.json",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     # Two micro-batches of 4 normalise their masked-LM losses separately, as replicas do (see above).
     np.testing.assert_allclose(loss_curve(tmp_path), one_device_curve, rtol=1e-3)
-    result = run_pretraining_command(pretraining_data, tmp_path / "lamb", "--optimizer=lamb", "--num_train_steps=40",
-                                     "--iterations_per_loop=20", "--learning_rate=1e-2")
+    result = run_pretraining_command(
+        pretraining_data,
+        tmp_path / "lamb",
+        "--optimizer=lamb",
+        "--num_train_steps=40",
+        "--iterations_per_loop=20",
+        "--learning_rate=1e-2",
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     lamb = loss_curve(tmp_path / "lamb")
     assert lamb[-1] < lamb[0]
@@ -167,29 +228,63 @@ def test_evaluate_and_predict_drop_no_example(tmp_path):
     path = str(tmp_path / "records.tfrecord")
     with file_io.TFRecordWriter(path) as writer:
         for index in range(37):
-            writer.write(tf.train.Example(features=tf.train.Features(feature={
-                "index": tf.train.Feature(int64_list=tf.train.Int64List(value=[index])),
-                "value": tf.train.Feature(float_list=tf.train.FloatList(value=[float(index)]))})).SerializeToString())
-    config = modeling.BertConfig(vocab_size=10, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-                                 intermediate_size=8)
+            writer.write(
+                tf.train.Example(
+                    features=tf.train.Features(
+                        feature={
+                            "index": tf.train.Feature(int64_list=tf.train.Int64List(value=[index])),
+                            "value": tf.train.Feature(
+                                float_list=tf.train.FloatList(value=[float(index)])
+                            ),
+                        }
+                    )
+                ).SerializeToString()
+            )
+    config = modeling.BertConfig(
+        vocab_size=10,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=8,
+    )
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
-    trainer = training.Trainer(functools.partial(modeling.BertModel, config), strategy, str(tmp_path),
-                               eval_batch_size=8, predict_batch_size=8)
-    modeling.save_checkpoint(str(tmp_path / "model.ckpt-0"), modeling.variables_by_name(trainer.model))
-    parse = training.parse_records({"index": tf.io.FixedLenFeature([1], tf.int64),
-                                    "value": tf.io.FixedLenFeature([1], tf.float32)})
+    trainer = training.Trainer(
+        functools.partial(modeling.BertModel, config),
+        strategy,
+        str(tmp_path),
+        eval_batch_size=8,
+        predict_batch_size=8,
+    )
+    modeling.save_checkpoint(
+        str(tmp_path / "model.ckpt-0"), modeling.variables_by_name(trainer.model)
+    )
+    parse = training.parse_records(
+        {
+            "index": tf.io.FixedLenFeature([1], tf.int64),
+            "value": tf.io.FixedLenFeature([1], tf.float32),
+        }
+    )
 
     def metrics(model, features):
         real = tf.cast(features["is_real_example"], tf.float32)
-        return {"mean_value": (tf.reduce_sum(features["value"][:, 0] * real), tf.reduce_sum(real)),
-                "count": (tf.reduce_sum(real), tf.constant(1.0))}
+        return {
+            "mean_value": (tf.reduce_sum(features["value"][:, 0] * real), tf.reduce_sum(real)),
+            "count": (tf.reduce_sum(real), tf.constant(1.0)),
+        }
 
-    results = trainer.evaluate([path], parse, metrics, ("mean_value", "count"),
-                               checkpoint=str(tmp_path / "model.ckpt-0"))
+    results = trainer.evaluate(
+        [path], parse, metrics, ("mean_value", "count"), checkpoint=str(tmp_path / "model.ckpt-0")
+    )
     assert results["mean_value"] == pytest.approx(18.0)  # the mean of 0..36
-    assert results["count"] == pytest.approx(37 / 5)      # 37 real examples over 5 batches
-    predictions = list(trainer.predict([path], parse, lambda model, features: {"index": features["index"][:, 0]},
-                                       checkpoint=str(tmp_path / "model.ckpt-0")))
+    assert results["count"] == pytest.approx(37 / 5)  # 37 real examples over 5 batches
+    predictions = list(
+        trainer.predict(
+            [path],
+            parse,
+            lambda model, features: {"index": features["index"][:, 0]},
+            checkpoint=str(tmp_path / "model.ckpt-0"),
+        )
+    )
     assert [int(p["index"]) for p in predictions] == list(range(37))
 
 
@@ -199,6 +294,7 @@ def test_evaluate_and_predict_drop_no_example(tmp_path):
 # the CPU. Not covered here: the TPU's own XLA backend (its op set is a superset of the CPU's for
 # these models, but memory layout and bf16 matmul numerics are its own), TPUStrategy's
 # replication and infeed, and host-to-TPU transfer: those need a TPU.
+
 
 def write_zero_records(path, name_to_features, count):
     """`count` tf.Examples whose every feature is zeros of its FixedLenFeature shape."""
@@ -210,8 +306,11 @@ def write_zero_records(path, name_to_features, count):
             return tf.train.Feature(float_list=tf.train.FloatList(value=values))
         return tf.train.Feature(int64_list=tf.train.Int64List(value=values))
 
-    example = tf.train.Example(features=tf.train.Features(feature={
-        name: feature(spec) for name, spec in name_to_features.items()})).SerializeToString()
+    example = tf.train.Example(
+        features=tf.train.Features(
+            feature={name: feature(spec) for name, spec in name_to_features.items()}
+        )
+    ).SerializeToString()
     with file_io.TFRecordWriter(path) as writer:
         for _ in range(count):
             writer.write(example)
@@ -223,7 +322,9 @@ def compile_as_on_tpu(step, files, parse_batch, batch_size, is_training):
     such as tf.print or py_function) or a dynamic dimension."""
     import training
 
-    dataset = training.record_dataset_fn(files, parse_batch, batch_size, is_training)(tf.distribute.InputContext())
+    dataset = training.record_dataset_fn(files, parse_batch, batch_size, is_training)(
+        tf.distribute.InputContext()
+    )
     for name, spec in dataset.element_spec.items():
         assert spec.shape.is_fully_defined(), f"{name} has a dynamic shape {spec.shape}"
     features = next(iter(dataset))
@@ -239,12 +340,22 @@ def tpu_trainer_factory(tmp_path):
     import modeling
     import training
 
-    config = modeling.BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                 intermediate_size=32, max_position_embeddings=32)
+    config = modeling.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=32,
+    )
 
     def make(model_class, *args):
-        trainer = training.Trainer(functools.partial(model_class, config, *args), tf.distribute.get_strategy(),
-                                   str(tmp_path / "output"), for_tpu=True)
+        trainer = training.Trainer(
+            functools.partial(model_class, config, *args),
+            tf.distribute.get_strategy(),
+            str(tmp_path / "output"),
+            for_tpu=True,
+        )
         embeddings = [m for m in trainer.model.submodules if hasattr(m, "use_one_hot_embeddings")]
         assert embeddings and all(m.use_one_hot_embeddings for m in embeddings)
         return trainer
@@ -257,15 +368,26 @@ def test_pretraining_steps_compile_as_on_tpu(tpu_trainer_factory, tmp_path):
     import training
 
     import run_pretraining
+
     path = str(tmp_path / "records.tfrecord")
     write_zero_records(path, run_pretraining.record_features(16, 4, with_masks=True), 20)
     parse = training.parse_records(run_pretraining.record_features(16, 4, with_masks=True))
     trainer = tpu_trainer_factory(modeling.BertPretrainingModel)
-    metrics = trainer.create_optimizer(run_pretraining.METRIC_NAMES, num_train_steps=10, num_warmup_steps=1)
-    compile_as_on_tpu(trainer.train_step(run_pretraining.pretraining_training_loss, metrics), [path], parse, 8, True)
+    metrics = trainer.create_optimizer(
+        run_pretraining.METRIC_NAMES, num_train_steps=10, num_warmup_steps=1
+    )
+    compile_as_on_tpu(
+        trainer.train_step(run_pretraining.pretraining_training_loss, metrics),
+        [path],
+        parse,
+        8,
+        True,
+    )
     assert int(trainer.global_step.numpy()) == 1
     sums = training.MetricSums(run_pretraining.METRIC_NAMES + ("loss",))
-    compile_as_on_tpu(trainer.eval_step(run_pretraining.pretraining_eval_metrics, sums), [path], parse, 8, False)
+    compile_as_on_tpu(
+        trainer.eval_step(run_pretraining.pretraining_eval_metrics, sums), [path], parse, 8, False
+    )
     assert sums.results()["loss"] > 0
 
 
@@ -274,9 +396,16 @@ def test_classifier_steps_compile_as_on_tpu(tpu_trainer_factory, tmp_path):
     import training
 
     import run_classifier
+
     path = str(tmp_path / "records.tfrecord")
-    write_zero_records(path, {**run_classifier.record_features(16, False),
-                              "is_real_example": tf.io.FixedLenFeature([], tf.int64)}, 11)
+    write_zero_records(
+        path,
+        {
+            **run_classifier.record_features(16, False),
+            "is_real_example": tf.io.FixedLenFeature([], tf.int64),
+        },
+        11,
+    )
     parse = training.parse_records(run_classifier.record_features(16, False))
     trainer = tpu_trainer_factory(modeling.BertClassifierModel, 3)
     metrics = trainer.create_optimizer(("accuracy",), num_train_steps=10, num_warmup_steps=1)
@@ -291,13 +420,24 @@ def test_squad_steps_compile_as_on_tpu(tpu_trainer_factory, tmp_path):
     import training
 
     import run_squad
+
     paths = {}
     for is_training in (True, False):
         paths[is_training] = str(tmp_path / f"records-{is_training}.tfrecord")
         write_zero_records(paths[is_training], run_squad.record_features(16, is_training), 9)
     trainer = tpu_trainer_factory(modeling.BertSquadModel)
     metrics = trainer.create_optimizer((), num_train_steps=10, num_warmup_steps=1)
-    compile_as_on_tpu(trainer.train_step(run_squad.squad_training_loss, metrics), [paths[True]],
-                      training.parse_records(run_squad.record_features(16, True)), 4, True)
-    compile_as_on_tpu(trainer.predict_step(run_squad.squad_outputs), [paths[False]],
-                      training.parse_records(run_squad.record_features(16, False)), 4, False)
+    compile_as_on_tpu(
+        trainer.train_step(run_squad.squad_training_loss, metrics),
+        [paths[True]],
+        training.parse_records(run_squad.record_features(16, True)),
+        4,
+        True,
+    )
+    compile_as_on_tpu(
+        trainer.predict_step(run_squad.squad_outputs),
+        [paths[False]],
+        training.parse_records(run_squad.record_features(16, False)),
+        4,
+        False,
+    )
