@@ -555,24 +555,27 @@ class FastBatchTokenizer:
         """texts: string [batch] → ids int64 ragged [batch, (pieces)], in TensorFlow ops only (for
         SavedModels): the fast path alone, the reference's ids for texts of agreeing characters
         and words within the length limit (the class docstring says which differ)."""
-        ids = self.fast_wordpiece.tokenize(self._clean_in_graph(texts))
+        return self._ids_of_cleaned(self._clean_in_graph(texts))
+
+    def _clean_in_graph(self, texts):
+        texts = self._tf.strings.regex_replace(texts, self._control_pattern, "")
+        return self._tf.strings.regex_replace(texts, self._cjk_pattern, " \\1 ")
+
+    def _ids_of_cleaned(self, cleaned):
+        """cleaned texts: string [batch] → ids int64 ragged [batch, (pieces)], as line numbers."""
+        ids = self.fast_wordpiece.tokenize(cleaned)
         if self._id_of_fast_id is not None:
             ids = self._tf.ragged.map_flat_values(
                 lambda flat: self._tf.gather(self._id_of_fast_id, flat), ids
             )
         return ids
 
-    def _clean_in_graph(self, texts):
-        texts = self._tf.strings.regex_replace(texts, self._control_pattern, "")
-        return self._tf.strings.regex_replace(texts, self._cjk_pattern, " \\1 ")
-
     def _fast_ids_graph(self, texts):
         """texts: string [batch] → flat ids int64 [total], row lengths int64 [batch], and
         has_long_word bool [batch]: whether a word may pass the length limit."""
-        ids = self.graph_tokenize(texts)
-        long_words = self._tf.strings.regex_full_match(
-            self._clean_in_graph(texts), self._long_word_pattern
-        )
+        cleaned = self._clean_in_graph(texts)
+        ids = self._ids_of_cleaned(cleaned)
+        long_words = self._tf.strings.regex_full_match(cleaned, self._long_word_pattern)
         return ids.flat_values, ids.row_lengths(), long_words
 
     def _run_fast(self, texts):
