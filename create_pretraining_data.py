@@ -442,12 +442,7 @@ def main(argv):
         raise errors.InputError("--vocab_file (or --spm_model_file) is required")
     input_files = file_io.expand_input_files(FLAGS.input_file, "input_file")
     output_files = [path.strip() for path in FLAGS.output_file.split(",") if path.strip()]
-    for index, path in enumerate(output_files):
-        if path in output_files[:index]:
-            raise errors.InputError(f"--output_file: {path} is named twice")
-        if path in input_files:
-            raise errors.InputError(f"--output_file: {path} is also an input file")
-        file_io.check_output_directory(path, "output_file")
+    file_io.check_output_files(output_files, "output_file", input_files)
     if FLAGS.max_seq_length < 5:
         raise errors.InputError(
             f"--max_seq_length={FLAGS.max_seq_length} leaves no room for two segments"

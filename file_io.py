@@ -286,17 +286,33 @@ def copy_file(source, target):
 
 def check_output_directory(path, flag_name):
     """Before any work: InputError naming the flag when the local directory that will hold `path`
-    does not exist. Buckets have no real directories, so a remote one is created, which also
-    fails (one line) for a bucket that does not exist or denies writing."""
-    if not is_local(path):
-        makedirs(os.path.dirname(path), f"--{flag_name}: directory ")
-    else:
-        directory = os.path.dirname(os.path.abspath(path))
-        if not os.path.isdir(directory):
-            raise InputError(f"--{flag_name}: directory {directory} does not exist")
-        if os.path.isdir(path):
+    does not exist or `path` is a directory. Buckets have no real directories, so a remote one is
+    created, which also fails (one line) for a bucket that does not exist or denies writing. What
+    killed runs of this host left of `path` is removed."""
+    check_output_files([path], flag_name)
+
+
+def check_output_files(paths, flag_name, input_paths=()):
+    """check_output_directory for each of `paths`, and an InputError for a path named twice or also
+    among `input_paths`; each directory is checked and listed once, however many outputs it holds."""
+    inputs, seen, by_directory = set(input_paths), set(), {}
+    for path in paths:
+        if path in seen:
+            raise InputError(f"--{flag_name}: {path} is named twice")
+        if path in inputs:
+            raise InputError(f"--{flag_name}: {path} is also an input file")
+        if is_local(path) and os.path.isdir(path):
             raise InputError(f"--{flag_name}: {path} is a directory")
-    remove_stale_temporaries(os.path.dirname(path) or ".", os.path.basename(path))
+        seen.add(path)
+        by_directory.setdefault(os.path.dirname(path) or ".", []).append(os.path.basename(path))
+    for directory, names in by_directory.items():
+        if not is_local(directory):
+            makedirs(directory, f"--{flag_name}: directory ")
+        elif not os.path.isdir(directory):
+            raise InputError(
+                f"--{flag_name}: directory {os.path.abspath(directory)} does not exist"
+            )
+        remove_stale_temporaries(directory, names)
 
 
 def prepare_output_dir(path, flag_name="output_dir", lock=True):
@@ -395,11 +411,12 @@ def _is_stale_temporary(name):
     return _is_dead_local_process(host, pid)
 
 
-def remove_stale_temporaries(directory, of_name=""):
+def remove_stale_temporaries(directory, of_names=("",)):
     """Removes the temporaries that dead processes of this host left in `directory` (only those of
-    the file `of_name`, when given)."""
+    the files `of_names`, when given)."""
+    prefixes = tuple(f".{name}" for name in of_names)
     for name in listdir(directory):
-        if name.startswith(f".{of_name}") and _is_stale_temporary(name):
+        if name.startswith(prefixes) and _is_stale_temporary(name):
             path = os.path.join(directory, name)
             if isdir(path):
                 rmtree(path)
