@@ -43,6 +43,7 @@ shared_flags.define_model_flags()
 shared_flags.define_strategy_flags()
 shared_flags.define_vocab_flags()
 shared_flags.define_max_seq_length()
+shared_flags.define_dynamic_padding()
 shared_flags.define_input_file(
     "Text to extract features of: one text (or `text_a ||| text_b`) a line."
 )
@@ -183,6 +184,7 @@ def main(argv):
         init_checkpoint=FLAGS.init_checkpoint,
         predict_batch_size=FLAGS.batch_size,
         use_one_hot_embeddings=FLAGS.use_one_hot_embeddings or None,
+        dynamic_padding=FLAGS.dynamic_padding,
         lock_output_dir=False,
     )
 

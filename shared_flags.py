@@ -285,7 +285,25 @@ def define_training_flags():
         "Compute precision (variables stay fp32).",
         enum_values=["fp32", "bf16", "fp16"],
     )
-    _define(flags.DEFINE_bool, "use_xla", True, "Compile the forward and backward pass with XLA.")
+    _define(
+        flags.DEFINE_bool,
+        "use_xla",
+        True,
+        "Compile the forward and backward pass, and evaluation and prediction, with XLA.",
+    )
+    define_dynamic_padding()
+
+
+def define_dynamic_padding():
+    """--dynamic_padding: batches padded to a length bucket above their longest example."""
+    _define(
+        flags.DEFINE_bool,
+        "dynamic_padding",
+        True,
+        "Pad each batch only to the first of 16, 24, 32, 48, 64, 96, 128, ... --max_seq_length "
+        "that holds its longest example, not to --max_seq_length (records stay padded to it). "
+        "Ignored on TPU, which keeps the static shape.",
+    )
 
 
 def define_eval_flags():
@@ -328,6 +346,7 @@ def trainer_options():
             "gradient_accumulation_steps",
             "precision",
             "use_xla",
+            "dynamic_padding",
             "random_seed",
         )
     }

@@ -36,6 +36,10 @@ import optimization
 PRECISION_DTYPES = {"fp32": tf.float32, "bf16": tf.bfloat16, "fp16": tf.float16}
 SHUFFLE_BUFFER = 100
 CHECKPOINT_PREFIX = "model.ckpt"
+# A progress line at least this often (seconds), whatever iterations_per_loop is, off TPU.
+PROGRESS_SECONDS = 30.0
+# The features of every BERT task that are [batch, max_seq_length]: dynamic padding cuts them.
+SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
 
 
 def create_strategy(
@@ -136,14 +140,46 @@ def reading_records(files):
         ) from None
 
 
-def record_dataset_fn(files, parse_batch, global_batch_size, is_training, seed=0):
+def length_buckets(max_length):
+    """The lengths dynamic padding pads a batch to: 16, 24, 32, 48, 64, 96, 128, 192, ... (powers of
+    two and 1.5 times them) below max_length, then max_length. A batch wastes under a third of its
+    positions on padding beyond its longest example, and an XLA step compiles for at most
+    2·log2(max_length / 16) + 1 shapes (9 for 384)."""
+    lengths = {size * factor // 2 for size in (2**k for k in range(4, 16)) for factor in (2, 3)}
+    return sorted(length for length in lengths if length < max_length) + [max_length]
+
+
+def pad_to_length_bucket(features, sequence_features=SEQUENCE_FEATURES):
+    """A batch {name: [b, ...]} with its sequence features [b, S] cut to the smallest of
+    length_buckets(S) that holds its longest example (the most ones of a row of input_mask).
+
+    What the cut removes is padding: positions past every example's length, which attention
+    masks out and no label points at, so the model's outputs at the kept positions are unchanged.
+    A batch without input_mask is left as it is.
+    """
+    if "input_mask" not in features:
+        return features
+    max_length = features["input_mask"].shape[1]
+    buckets = tf.constant(length_buckets(max_length), tf.int32)
+    longest = tf.reduce_max(tf.reduce_sum(tf.cast(features["input_mask"], tf.int32), axis=1))
+    length = buckets[tf.searchsorted(buckets, longest[tf.newaxis])[0]]
+    return {
+        name: tensor[:, :length] if name in sequence_features else tensor
+        for name, tensor in features.items()
+    }
+
+
+def record_dataset_fn(
+    files, parse_batch, global_batch_size, is_training, seed=0, dynamic_padding=False
+):
     """A dataset function for strategy.distribute_datasets_from_function over TFRecord files.
 
     Training: files shuffled, read interleaved in parallel, records shuffled and repeated, each
     input pipeline (one per machine) reading its share of the files, or of the records when
     there are fewer files than machines. Batches are static-shaped, as the TPU needs.
     Evaluation and prediction: records in file order, each pipeline its share of the records,
-    the last batch padded with examples whose `is_real_example` is 0.
+    the last batch padded with examples whose `is_real_example` is 0. With dynamic_padding, each
+    batch is cut to its length bucket (pad_to_length_bucket): static batch size, dynamic length.
 
     Args:
       parse_batch: serialized records string [b] → {name: tensor [b, ...]}.
@@ -154,7 +190,9 @@ def record_dataset_fn(files, parse_batch, global_batch_size, is_training, seed=0
         pipelines, index = input_context.num_input_pipelines, input_context.input_pipeline_id
         if not is_training:
             dataset = tf.data.TFRecordDataset(files).shard(pipelines, index)
-            return batch_every_example(dataset.batch(256).map(parse_batch).unbatch(), batch_size)
+            return batch_every_example(
+                dataset.batch(256).map(parse_batch).unbatch(), batch_size, dynamic_padding
+            )
         by_file = len(files) >= pipelines
         dataset = tf.data.Dataset.from_tensor_slices(files)
         if by_file:
@@ -173,14 +211,17 @@ def record_dataset_fn(files, parse_batch, global_batch_size, is_training, seed=0
         dataset = dataset.batch(batch_size, drop_remainder=True).map(
             parse_batch, num_parallel_calls=tf.data.AUTOTUNE
         )
+        if dynamic_padding:
+            dataset = dataset.map(pad_to_length_bucket)
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     return dataset_fn
 
 
-def batch_every_example(dataset, batch_size):
-    """Static-shaped batches of every example of `dataset`, in order, with `is_real_example` 1; the
-    last batch is padded with all-zero examples whose is_real_example is 0."""
+def batch_every_example(dataset, batch_size, dynamic_padding=False):
+    """Batches of every example of `dataset`, in order, with `is_real_example` 1; the last batch is
+    padded with all-zero examples whose is_real_example is 0. Static-shaped, or each batch cut to
+    its length bucket with dynamic_padding."""
     dataset = dataset.map(
         lambda features: {**features, "is_real_example": tf.constant(1, tf.int32)}
     )
@@ -188,8 +229,55 @@ def batch_every_example(dataset, batch_size):
     padding = tf.data.Dataset.from_tensors(
         tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype), dataset.element_spec)
     )
-    dataset = dataset.concatenate(padding.repeat(batch_size - 1))
-    return dataset.batch(batch_size, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    dataset = dataset.concatenate(padding.repeat(batch_size - 1)).batch(
+        batch_size, drop_remainder=True
+    )
+    if dynamic_padding:
+        dataset = dataset.map(pad_to_length_bucket)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+class ProgressLog:
+    """Logs `<what>: done/total examples, rate examples/s, eta` at most every PROGRESS_SECONDS; the
+    rate leaves out the first batch, which compiles."""
+
+    def __init__(self, what, total=None):
+        self.what, self.total = what, total
+        self.first_done, self.first_time = None, None
+        self.started = self.last_line = time.time()
+
+    def update(self, done):
+        now = time.time()
+        if self.first_done is None:
+            self.first_done, self.first_time = done, now
+            return
+        if now - self.last_line < PROGRESS_SECONDS:
+            return
+        self.last_line = now
+        rate = (done - self.first_done) / max(now - self.first_time, 1e-9)
+        line = f"{self.what}: {done}"
+        if self.total and rate > 0:
+            eta = time.strftime("%H:%M:%S", time.gmtime(max(self.total - done, 0) / rate))
+            line += f"/{self.total} examples, {rate:.1f} examples/s, eta {eta}"
+        else:
+            line += f" examples, {rate:.1f} examples/s"
+        logging.info("%s", line)
+
+    def finish(self, done):
+        """Logs the whole run: `<what>: N examples in T s, R examples/s after the first batch`."""
+        now = time.time()
+        rate = ""
+        if self.first_done is not None and now > self.first_time and done > self.first_done:
+            rate = f", {(done - self.first_done) / (now - self.first_time):.1f} examples/s after the first batch"
+        logging.info("%s: %d examples in %.1f s%s", self.what, done, now - self.started, rate)
+
+
+def count_records(files):
+    """The number of records in TFRecord `files` (one pass over them)."""
+    with reading_records(files):
+        return int(
+            tf.data.TFRecordDataset(files).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)
+        )
 
 
 class MetricSums(tf.Module):
@@ -249,7 +337,11 @@ class Trainer:
       save_checkpoints_steps, keep_checkpoint_max: cadence, and how many to keep (0: all).
       gradient_accumulation_steps: micro-batches per update.
       precision: "fp32", "bf16" or "fp16" compute (variables stay float32; fp16 scales the loss).
-      use_xla: compile the forward and backward pass (off TPU, where the whole step is compiled).
+      use_xla: compile the forward and backward pass, and the evaluation and prediction steps
+        (off TPU, where the whole step is compiled).
+      dynamic_padding: pad each batch only to the length bucket of its longest example
+        (pad_to_length_bucket) instead of max_seq_length; ignored on TPU, whose compiled program
+        keeps the static shape.
       random_seed: of the initial weights, dropout and the input shuffle.
       use_one_hot_embeddings: one-hot embedding lookups; default: on TPU.
       for_tpu: build the steps as TPUStrategy runs them (one-hot embedding lookups, the whole step
@@ -276,6 +368,7 @@ class Trainer:
         gradient_accumulation_steps=1,
         precision="fp32",
         use_xla=True,
+        dynamic_padding=True,
         random_seed=12345,
         use_one_hot_embeddings=None,
         for_tpu=None,
@@ -299,6 +392,7 @@ class Trainer:
         self.for_tpu = (
             isinstance(self.strategy, tf.distribute.TPUStrategy) if for_tpu is None else for_tpu
         )
+        self.dynamic_padding = dynamic_padding and not self.for_tpu
         self.chief = is_chief(self.strategy)
         file_io.prepare_output_dir(self.output_dir, lock=lock_output_dir and self.chief)
         self.compute_dtype = PRECISION_DTYPES[precision]
@@ -418,12 +512,10 @@ class Trainer:
             loss, pairs = compute_loss(self.model, features)
             return loss, {**pairs, "loss": (loss, tf.constant(1.0))}
 
-        compute_gradients = tf.function(
-            lambda features: optimization.accumulate_gradients(
+        def compute_gradients(features):
+            return optimization.accumulate_gradients(
                 loss_with_metrics, variables, features, accumulation, self.loss_scale
-            ),
-            jit_compile=self.use_xla and not self.for_tpu,
-        )
+            )
 
         def replica_step(features):
             _, pairs, gradients = compute_gradients(features)
@@ -431,7 +523,26 @@ class Trainer:
             self.global_step.assign_add(1)
             metrics.add(pairs)
 
+        if not self.use_xla or self.for_tpu:
+            return replica_step
+        if self.strategy.num_replicas_in_sync == 1:
+            # One device: the update is compiled with the gradients, one fused pass per variable
+            # (op by op, AdamW reads and writes every weight a dozen times).
+            return tf.function(replica_step, jit_compile=True)
+        # Several replicas: the gradients' all-reduce happens between the two.
+        compute_gradients = tf.function(compute_gradients, jit_compile=True)
         return replica_step
+
+    def steps_per_call(self, seconds_per_step):
+        """Steps of the host loop's next compiled call: iterations_per_loop on TPU, whose loop is the
+        unit of work (a line per loop); elsewhere no more than fit in PROGRESS_SECONDS at the last
+        call's pace (one step first: it compiles), so progress shows whatever iterations_per_loop is.
+        """
+        if self.for_tpu:
+            return self.iterations_per_loop
+        if seconds_per_step is None:
+            return 1
+        return max(1, min(self.iterations_per_loop, int(PROGRESS_SECONDS / seconds_per_step)))
 
     def train(
         self, files, parse_batch, compute_loss, metric_names, num_train_steps, num_warmup_steps
@@ -469,6 +580,7 @@ class Trainer:
                 self.train_batch_size,
                 is_training=True,
                 seed=self.random_seed + start_step,
+                dynamic_padding=self.dynamic_padding,
             )
         )
         iterator = iter(dataset)
@@ -477,10 +589,10 @@ class Trainer:
             if self.chief
             else tf.summary.create_noop_writer()
         )
-        step, started, last_save = start_step, time.time(), start_step
+        step, last_save, seconds_per_step = start_step, start_step, None
         while step < num_train_steps:
             steps = min(
-                self.iterations_per_loop,
+                self.steps_per_call(seconds_per_step),
                 num_train_steps - step,
                 self.save_checkpoints_steps - (step - last_save),
             )
@@ -488,22 +600,20 @@ class Trainer:
             with reading_records(files):
                 train_loop(iterator, tf.constant(steps))
             step = int(self.global_step.numpy())
+            seconds_per_step = (time.time() - loop_started) / steps
             values = metrics.results()
             metrics.reset()
             values["learning_rate"] = float(self.optimizer.learning_rate(step - 1))
-            values["examples_per_second"] = (
-                steps * self.train_batch_size / (time.time() - loop_started)
-            )
+            values["examples_per_second"] = self.train_batch_size / seconds_per_step
             with writer.as_default():
                 for name, value in values.items():
                     tf.summary.scalar(name, value, step=step)
-            remaining = (time.time() - started) / (step - start_step) * (num_train_steps - step)
             logging.info(
                 "step %d/%d  %s  eta %s",
                 step,
                 num_train_steps,
                 "  ".join(f"{k} {v:.4g}" for k, v in values.items()),
-                time.strftime("%H:%M:%S", time.gmtime(remaining)),
+                time.strftime("%H:%M:%S", time.gmtime(seconds_per_step * (num_train_steps - step))),
             )
             if step - last_save >= self.save_checkpoints_steps or step >= num_train_steps:
                 self.save_checkpoint()
@@ -529,14 +639,23 @@ class Trainer:
         )
         return int(self.global_step.numpy())
 
+    def compiled(self, function):
+        """model, features → outputs, compiled by XLA with use_xla (on TPU the whole loop is)."""
+        return tf.function(
+            lambda features: function(self.model, features),
+            jit_compile=self.use_xla and not self.for_tpu,
+        )
+
     def eval_step(self, compute_metrics, sums):
         """The step strategy.run runs on each replica's batch: adds compute_metrics to `sums`."""
-        return lambda features: sums.add(compute_metrics(self.model, features))
+        metrics = self.compiled(compute_metrics)
+        return lambda features: sums.add(metrics(features))
 
     def predict_step(self, predict_outputs):
         """The step strategy.run runs on each replica's batch: predict_outputs, with is_real_example."""
+        outputs = self.compiled(predict_outputs)
         return lambda features: {
-            **predict_outputs(self.model, features),
+            **outputs(features),
             "is_real_example": features["is_real_example"],
         }
 
@@ -557,7 +676,13 @@ class Trainer:
         with self.strategy.scope():
             sums = MetricSums(metric_names)
         dataset = self.strategy.distribute_datasets_from_function(
-            record_dataset_fn(files, parse_batch, self.eval_batch_size, is_training=False)
+            record_dataset_fn(
+                files,
+                parse_batch,
+                self.eval_batch_size,
+                is_training=False,
+                dynamic_padding=self.dynamic_padding,
+            )
         )
 
         replica_step = self.eval_step(compute_metrics, sums)
@@ -566,13 +691,18 @@ class Trainer:
         def eval_step(features):
             self.strategy.run(replica_step, args=(features,))
 
-        batches = 0
+        total = count_records(files)
+        if max_steps is not None:
+            total = min(total, max_steps * self.eval_batch_size)
+        progress, batches = ProgressLog("evaluation", total), 0
         with reading_records(files):
             for features in dataset:
                 if max_steps is not None and batches >= max_steps:
                     break
                 eval_step(features)
                 batches += 1
+                progress.update(min(batches * self.eval_batch_size, total))
+        progress.finish(min(batches * self.eval_batch_size, total))
         results = sums.results()
         results["global_step"] = step
         logging.info("Evaluated %d batches at step %d", batches, step)
@@ -593,14 +723,28 @@ class Trainer:
         )
         with reading_records(files):
             yield from self._predict(
-                record_dataset_fn(files, parse_batch, batch_size, is_training=False),
+                record_dataset_fn(
+                    files,
+                    parse_batch,
+                    batch_size,
+                    is_training=False,
+                    dynamic_padding=self.dynamic_padding,
+                ),
                 predict_outputs,
                 checkpoint,
                 batch_size,
                 flag,
+                count_records(files),
             )
 
-    def predict_stream(self, make_examples, example_signature, predict_outputs, checkpoint=None):
+    def predict_stream(
+        self,
+        make_examples,
+        example_signature,
+        predict_outputs,
+        checkpoint=None,
+        num_examples=None,
+    ):
         """Yields {name: numpy value} for every example make_examples() yields, in order, reading
         them only as batches need them (neither inputs nor outputs are held whole).
 
@@ -608,6 +752,7 @@ class Trainer:
           make_examples: () → iterator of {name: array}, one example each (called once per input pipeline).
           example_signature: {name: tf.TensorSpec} of one example.
           predict_outputs: (model, features) → {name: tensor [b, ...]}.
+          num_examples: how many make_examples yields, when known: the progress line's ETA.
         """
 
         def dataset_fn(input_context):
@@ -618,13 +763,19 @@ class Trainer:
             return batch_every_example(
                 dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id),
                 batch_size,
+                self.dynamic_padding,
             )
 
         yield from self._predict(
-            dataset_fn, predict_outputs, checkpoint, self.predict_batch_size, "--predict_batch_size"
+            dataset_fn,
+            predict_outputs,
+            checkpoint,
+            self.predict_batch_size,
+            "--predict_batch_size",
+            num_examples,
         )
 
-    def _predict(self, dataset_fn, predict_outputs, checkpoint, batch_size, flag):
+    def _predict(self, dataset_fn, predict_outputs, checkpoint, batch_size, flag, num_examples):
         self.check_batch_size(batch_size, flag)
         self.restore_for_inference(checkpoint)
         dataset = self.strategy.distribute_datasets_from_function(dataset_fn)
@@ -635,14 +786,35 @@ class Trainer:
         def predict_step(features):
             outputs = self.strategy.run(replica_step, args=(features,))
             return tf.nest.map_structure(
-                lambda t: tf.concat(self.strategy.experimental_local_results(t), 0), outputs
+                lambda t: concat_replicas(self.strategy.experimental_local_results(t)), outputs
             )
 
+        progress, done = ProgressLog("prediction", num_examples), 0
         for features in dataset:
             outputs = {name: value.numpy() for name, value in predict_step(features).items()}
             for index, real in enumerate(outputs.pop("is_real_example")):
                 if real:
+                    done += 1
                     yield {name: value[index] for name, value in outputs.items()}
+            progress.update(done)
+        progress.finish(done)
+
+
+def concat_replicas(tensors):
+    """The replicas' outputs [b, ...] as one [replicas·b, ...]; with dynamic padding their lengths
+    can differ, and the shorter ones are padded with zeros (past every example's length)."""
+    if len(tensors) == 1:
+        return tensors[0]
+    if tensors[0].shape.rank < 2:
+        return tf.concat(tensors, 0)
+    longest = tf.reduce_max(tf.stack([tf.shape(t) for t in tensors]), axis=0)
+    return tf.concat(
+        [
+            tf.pad(t, tf.stack([tf.zeros_like(longest), longest - tf.shape(t)], axis=1))
+            for t in tensors
+        ],
+        0,
+    )
 
 
 def write_results(path, results):

@@ -98,6 +98,29 @@ def test_dropout_acts_only_in_training():
     assert max_abs_diff(first, trained) > 1e-3
 
 
+@pytest.mark.parametrize("compiled", ["eager", "graph", "xla"])
+def test_dropout_drops_at_its_rate_scales_the_rest_and_draws_a_new_mask_each_call(compiled):
+    """Over 10^6 elements the dropped share is within 5 standard errors of the rate, the kept
+    elements are exactly 1 / (1 - rate), and two calls (two sites in one step, or two steps) differ."""
+    ones = tf.ones([1000, 1000])
+
+    def two_masks(rate):
+        return modeling.dropout(ones, rate, True), modeling.dropout(ones, rate, True)
+
+    if compiled != "eager":
+        two_masks = tf.function(two_masks, jit_compile=compiled == "xla")
+    for rate in (0.1, 0.5):
+        first, second = (t.numpy() for t in two_masks(tf.constant(rate)))
+        again, _ = (t.numpy() for t in two_masks(tf.constant(rate)))
+        for mask in (first, second):
+            dropped = np.mean(mask == 0)
+            assert abs(dropped - rate) < 5 * np.sqrt(rate * (1 - rate) / mask.size)
+            np.testing.assert_array_equal(np.unique(mask), [0, np.float32(1 / (1 - rate))])
+        # Independent masks differ at 2·rate·(1 - rate) of the elements.
+        for other in (second, again):
+            assert np.mean(first != other) > rate * (1 - rate)
+
+
 def test_one_hot_embedding_lookup_equals_gather():
     config = tiny_config()
     gather_model = modeling.BertModel(config)

@@ -288,6 +288,159 @@ def test_evaluate_and_predict_drop_no_example(tmp_path):
     assert [int(p["index"]) for p in predictions] == list(range(37))
 
 
+def write_token_records(path, lengths, max_length=128):
+    """Records of input_ids / input_mask / segment_ids padded to max_length, one per length."""
+    import file_io
+    import training
+
+    rng = np.random.RandomState(0)
+    with file_io.TFRecordWriter(path) as writer:
+        for length in lengths:
+            ids = list(rng.randint(5, 99, length)) + [0] * (max_length - length)
+            mask = [1] * length + [0] * (max_length - length)
+            writer.write(
+                training.serialize_example(
+                    {"input_ids": ids, "input_mask": mask, "segment_ids": [0] * max_length}
+                )
+            )
+
+
+def token_trainer(tmp_path, **options):
+    import modeling
+    import training
+
+    config = modeling.BertConfig(
+        vocab_size=100,
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    return training.Trainer(
+        functools.partial(modeling.BertModel, config), output_dir=str(tmp_path), **options
+    )
+
+
+TOKEN_FEATURES = {
+    name: tf.io.FixedLenFeature([128], tf.int64)
+    for name in ("input_ids", "input_mask", "segment_ids")
+}
+
+
+def test_length_buckets_grow_by_half_or_a_third_and_end_at_max_length():
+    import training
+
+    assert training.length_buckets(128) == [16, 24, 32, 48, 64, 96, 128]
+    assert training.length_buckets(384) == [16, 24, 32, 48, 64, 96, 128, 192, 256, 384]
+    assert training.length_buckets(100) == [16, 24, 32, 48, 64, 96, 100]
+    assert training.length_buckets(8) == [8]
+
+
+def test_dynamic_padding_cuts_each_batch_to_its_bucket_and_changes_no_output(tmp_path):
+    """33 records of lengths 3..100 in batches of 8: with dynamic padding each batch's length is
+    the bucket above its longest example, and every example's outputs at its own positions equal
+    those of batches padded to 128 (1e-5)."""
+    import training
+
+    lengths = [3 + (i * 37) % 98 for i in range(33)]
+    path = str(tmp_path / "records.tfrecord")
+    write_token_records(path, lengths)
+    outputs = {}
+    for dynamic in (True, False):
+        trainer = token_trainer(
+            tmp_path / str(dynamic), predict_batch_size=8, dynamic_padding=dynamic
+        )
+        if dynamic:
+            import modeling
+
+            checkpoint = str(tmp_path / "model.ckpt-0")
+            modeling.save_checkpoint(checkpoint, modeling.variables_by_name(trainer.model))
+        outputs[dynamic] = list(
+            trainer.predict(
+                [path],
+                training.parse_records(TOKEN_FEATURES),
+                lambda model, features: {
+                    "sequence_output": model(
+                        features["input_ids"], features["input_mask"], features["segment_ids"]
+                    ).sequence_output,
+                    "batch_length": tf.fill(
+                        tf.shape(features["input_ids"])[:1], tf.shape(features["input_ids"])[1]
+                    ),
+                },
+                checkpoint=checkpoint,
+            )
+        )
+    assert len(outputs[True]) == len(outputs[False]) == 33
+    for index, (cut, padded) in enumerate(zip(outputs[True], outputs[False])):
+        batch = lengths[index // 8 * 8 : index // 8 * 8 + 8]
+        bucket = min(b for b in training.length_buckets(128) if b >= max(batch))
+        assert cut["batch_length"] == bucket and padded["batch_length"] == 128
+        length = lengths[index]
+        np.testing.assert_allclose(
+            cut["sequence_output"][:length], padded["sequence_output"][:length], atol=1e-5
+        )
+
+
+def test_concat_replicas_pads_the_shorter_lengths():
+    import training
+
+    joined = training.concat_replicas([tf.ones([2, 3, 4]), tf.ones([2, 5, 4]) * 2])
+    assert joined.shape == (4, 5, 4)
+    np.testing.assert_array_equal(joined[:2, 3:], 0)
+    np.testing.assert_array_equal(joined[2:], 2)
+    assert training.concat_replicas([tf.ones([2]), tf.zeros([2])]).shape == (4,)
+
+
+def test_steps_per_call_keeps_progress_within_the_interval_off_tpu(tmp_path):
+    import training
+
+    trainer = token_trainer(tmp_path, iterations_per_loop=1000)
+    assert trainer.steps_per_call(None) == 1  # the first call compiles: its pace is unknown
+    assert trainer.steps_per_call(0.5) == int(training.PROGRESS_SECONDS / 0.5)
+    assert trainer.steps_per_call(100.0) == 1
+    assert trainer.steps_per_call(1e-6) == 1000
+    trainer.for_tpu = True
+    assert trainer.steps_per_call(None) == trainer.steps_per_call(100.0) == 1000
+
+
+def test_training_and_prediction_log_progress_whatever_iterations_per_loop_is(
+    tmp_path, monkeypatch, caplog
+):
+    """iterations_per_loop=1000 above a 6-step run: with a 0 s interval every call is logged with
+    its rate and ETA; prediction logs examples done, the rate and an ETA."""
+    import training
+
+    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    path = str(tmp_path / "records.tfrecord")
+    write_token_records(path, [5 + i for i in range(40)])
+    trainer = token_trainer(tmp_path / "run", train_batch_size=4, predict_batch_size=4)
+
+    def compute_loss(model, features):
+        outputs = model(
+            features["input_ids"], features["input_mask"], features["segment_ids"], training=True
+        )
+        return tf.reduce_mean(tf.square(outputs.pooled_output)), {}
+
+    caplog.set_level("INFO")
+    trainer.train([path], training.parse_records(TOKEN_FEATURES), compute_loss, (), 6, 1)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
+    assert [line.split()[1] for line in lines] == [f"{k}/6" for k in range(1, 7)]
+    assert all("examples_per_second" in line and " eta " in line for line in lines)
+    caplog.clear()
+    list(
+        trainer.predict(
+            [path],
+            training.parse_records(TOKEN_FEATURES),
+            lambda model, features: {"pooled": model(features["input_ids"]).pooled_output},
+        )
+    )
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("prediction: ")]
+    assert progress[0].startswith("prediction: 8/40 examples,") and "eta" in progress[0]
+    assert progress[-1].startswith("prediction: 40 examples in ")
+
+
 # The TPU step, compiled here. What TPUStrategy runs on each core is the engine's train_step,
 # eval_step and predict_step of a Trainer built for_tpu, fed batches of record_dataset_fn. Each is
 # compiled below as XLA compiles it for a TPU (jit_compile, fully static shapes) and run once on

