@@ -35,6 +35,7 @@ import json
 import math
 import os
 import re
+import threading
 
 from absl import logging
 import numpy as np
@@ -52,8 +53,9 @@ CLASSIFIER_DROPOUT_PROB = 0.1
 
 
 def gelu(x):
-    """Exact GELU: x·Φ(x), Φ the standard normal CDF."""
-    return 0.5 * x * (1.0 + tf.math.erf(x / tf.cast(math.sqrt(2.0), x.dtype)))
+    """Exact GELU: x·Φ(x), Φ the standard normal CDF (tf.nn.gelu, which TensorFlow's oneDNN
+    build fuses into the matmul before it)."""
+    return tf.nn.gelu(x, approximate=False)
 
 
 def gelu_tanh(x):
@@ -228,17 +230,35 @@ def _truncated_normal(shape, stddev):
     return tf.random.truncated_normal(shape, stddev=stddev)
 
 
+_tracing = threading.local()
+
+
+@contextlib.contextmanager
+def compiled_by_xla():
+    """Marks what is traced inside as compiled by XLA, where dropout draws its masks with ThreeFry:
+    XLA on CPU runs it two to four times faster than Philox, which TensorFlow's own kernels need
+    (they have no ThreeFry). The engine traces its compiled steps inside this."""
+    previous = getattr(_tracing, "for_xla", False)
+    _tracing.for_xla = True
+    try:
+        yield
+    finally:
+        _tracing.for_xla = previous
+
+
 def dropout(x, rate, training):
     """tf.nn.dropout's semantics (each element dropped with probability `rate`, the kept ones
-    scaled by 1 / (1 - rate)), with a mask drawn by the stateless Philox generator from a fresh
-    seed pair per call: a stateful seed draw of two numbers, then kept where a Philox uniform in
-    [0, 1) is ≥ rate. XLA on CPU lowers the stateful generator tf.nn.dropout uses to code about
-    eight times slower than its stateless Philox (a third of a BERT-Base training step went to it).
+    scaled by 1 / (1 - rate)), with a stateless mask: a stateful draw of a seed pair per call,
+    then an element is kept where a uniform in [0, 1) from that seed is ≥ rate, drawn by
+    ThreeFry under compiled_by_xla and by Philox elsewhere. XLA on CPU lowers the stateful
+    generator tf.nn.dropout uses to code about eight times slower (a third of a BERT-Base
+    training step went to it).
     """
     if not training or rate == 0.0:
         return x
     seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
-    return tf.nn.experimental.stateless_dropout(x, rate, seed, rng_alg="philox")
+    algorithm = "threefry" if getattr(_tracing, "for_xla", False) else "philox"
+    return tf.nn.experimental.stateless_dropout(x, rate, seed, rng_alg=algorithm)
 
 
 class Dense(tf.Module):
@@ -256,7 +276,8 @@ class Dense(tf.Module):
         self.activation = activation
 
     def __call__(self, x):
-        y = tf.matmul(x, tf.cast(self.kernel, x.dtype)) + tf.cast(self.bias, x.dtype)
+        # bias_add rather than +: TensorFlow fuses matmul, bias_add and the activation.
+        y = tf.nn.bias_add(tf.matmul(x, tf.cast(self.kernel, x.dtype)), tf.cast(self.bias, x.dtype))
         return self.activation(y) if self.activation else y
 
 

@@ -302,7 +302,8 @@ def accumulate_gradients(compute_loss, variables, features, num_micro_batches, l
     if num_micro_batches == 1:
         return loss_and_gradients(features)
     sliced = {
-        name: tf.reshape(x, [num_micro_batches, -1] + x.shape[1:].as_list())
+        # tf.shape: with dynamic padding the sequence length is only known when the step runs.
+        name: tf.reshape(x, tf.concat([[num_micro_batches, -1], tf.shape(x)[1:]], 0))
         for name, x in features.items()
     }
 

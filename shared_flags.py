@@ -289,7 +289,8 @@ def define_training_flags():
         flags.DEFINE_bool,
         "use_xla",
         True,
-        "Compile the forward and backward pass, and evaluation and prediction, with XLA.",
+        "Compile the training step with XLA (evaluation and prediction run TensorFlow's kernels, "
+        "faster on CPU; on TPU everything is compiled).",
     )
     define_dynamic_padding()
 

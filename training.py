@@ -272,12 +272,14 @@ class ProgressLog:
         logging.info("%s: %d examples in %.1f s%s", self.what, done, now - self.started, rate)
 
 
-def count_records(files):
-    """The number of records in TFRecord `files` (one pass over them)."""
+def count_records(files, limit=None):
+    """The number of records in TFRecord `files`, or `limit` when they hold more (a pass over
+    them, stopping there)."""
+    dataset = tf.data.TFRecordDataset(files)
+    if limit is not None:
+        dataset = dataset.take(limit)
     with reading_records(files):
-        return int(
-            tf.data.TFRecordDataset(files).reduce(tf.constant(0, tf.int64), lambda n, _: n + 1)
-        )
+        return int(dataset.reduce(tf.constant(0, tf.int64), lambda n, _: n + 1))
 
 
 class MetricSums(tf.Module):
@@ -337,8 +339,8 @@ class Trainer:
       save_checkpoints_steps, keep_checkpoint_max: cadence, and how many to keep (0: all).
       gradient_accumulation_steps: micro-batches per update.
       precision: "fp32", "bf16" or "fp16" compute (variables stay float32; fp16 scales the loss).
-      use_xla: compile the forward and backward pass, and the evaluation and prediction steps
-        (off TPU, where the whole step is compiled).
+      use_xla: compile the training step (on one device with its update, else the forward and
+        backward pass); on TPU everything is compiled.
       dynamic_padding: pad each batch only to the length bucket of its longest example
         (pad_to_length_bucket) instead of max_seq_length; ignored on TPU, whose compiled program
         keeps the static shape.
@@ -512,10 +514,13 @@ class Trainer:
             loss, pairs = compute_loss(self.model, features)
             return loss, {**pairs, "loss": (loss, tf.constant(1.0))}
 
+        compiled = self.use_xla or self.for_tpu
+
         def compute_gradients(features):
-            return optimization.accumulate_gradients(
-                loss_with_metrics, variables, features, accumulation, self.loss_scale
-            )
+            with modeling.compiled_by_xla() if compiled else contextlib.nullcontext():
+                return optimization.accumulate_gradients(
+                    loss_with_metrics, variables, features, accumulation, self.loss_scale
+                )
 
         def replica_step(features):
             _, pairs, gradients = compute_gradients(features)
@@ -523,7 +528,7 @@ class Trainer:
             self.global_step.assign_add(1)
             metrics.add(pairs)
 
-        if not self.use_xla or self.for_tpu:
+        if not compiled or self.for_tpu:
             return replica_step
         if self.strategy.num_replicas_in_sync == 1:
             # One device: the update is compiled with the gradients, one fused pass per variable
@@ -593,6 +598,8 @@ class Trainer:
         while step < num_train_steps:
             steps = min(
                 self.steps_per_call(seconds_per_step),
+                # Calls end on multiples of iterations_per_loop, where the reference logged.
+                self.iterations_per_loop - step % self.iterations_per_loop,
                 num_train_steps - step,
                 self.save_checkpoints_steps - (step - last_save),
             )
@@ -639,23 +646,18 @@ class Trainer:
         )
         return int(self.global_step.numpy())
 
-    def compiled(self, function):
-        """model, features → outputs, compiled by XLA with use_xla (on TPU the whole loop is)."""
-        return tf.function(
-            lambda features: function(self.model, features),
-            jit_compile=self.use_xla and not self.for_tpu,
-        )
-
     def eval_step(self, compute_metrics, sums):
         """The step strategy.run runs on each replica's batch: adds compute_metrics to `sums`."""
-        metrics = self.compiled(compute_metrics)
-        return lambda features: sums.add(metrics(features))
+        return lambda features: sums.add(compute_metrics(self.model, features))
 
     def predict_step(self, predict_outputs):
-        """The step strategy.run runs on each replica's batch: predict_outputs, with is_real_example."""
-        outputs = self.compiled(predict_outputs)
+        """The step strategy.run runs on each replica's batch: predict_outputs, with is_real_example.
+
+        Not compiled by XLA off TPU: on CPU, TensorFlow's kernels run a BERT-Base forward pass at
+        batch 32 twice as fast as XLA's (benchmarks/bench_vs_reference.py, inference row).
+        """
         return lambda features: {
-            **outputs(features),
+            **predict_outputs(self.model, features),
             "is_real_example": features["is_real_example"],
         }
 
@@ -691,9 +693,9 @@ class Trainer:
         def eval_step(features):
             self.strategy.run(replica_step, args=(features,))
 
-        total = count_records(files)
-        if max_steps is not None:
-            total = min(total, max_steps * self.eval_batch_size)
+        total = count_records(
+            files, None if max_steps is None else max_steps * self.eval_batch_size
+        )
         progress, batches = ProgressLog("evaluation", total), 0
         with reading_records(files):
             for features in dataset:

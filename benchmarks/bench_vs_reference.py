@@ -19,14 +19,16 @@ pretraining  BERT-Base batch 8 and BERT-Mini (L4 H256) batch 32, seq 128, 20 mas
                 positions only, torch.optim.AdamW, clipping; steady-state steps.
 inference    BERT-Base forward pass, batch 32 × seq 128: the reference's BertModel (is_training
              False) in a Session; ours, the engine's prediction loop (Trainer.predict_stream) as
-             extract_features runs it, with and without XLA; transformers BertModel (sdpa,
-             no_grad). Sequence outputs fetched as numpy each batch; batches after the first.
+             extract_features runs it; transformers BertModel (sdpa, no_grad). Sequence outputs
+             fetched as numpy each batch; batches after the first.
 classifier   all-MiniLM-L6-v2 (from its package) fine-tuned on the shared polarity sentences
-             (../shared/data, 200, 3 epochs, batch 32, seq 128) and predicting them (batch 32):
+             (../shared/data, 200, --copies times over, one epoch, batch 32, seq 128) and
+             predicting them (batch 32):
   ours          run_classifier.py with --dynamic_padding (the default) and padded to
-                --max_seq_length (--dynamic_padding=False, as before); fine-tuning: the engine's
-                examples/s after its first call (compilations of new lengths included);
-                prediction: the engine's rate after the first batch.
+                --max_seq_length (--dynamic_padding=False, as before). Fine-tuning: the
+                engine's examples/s over its host calls after the first third of the run (the
+                lengths' compilations are over by then; transformers: steps after its first
+                two); prediction: the engine's rate after the first batch.
   transformers  BertForSequenceClassification on the same token ids (read from our records), each
                 batch padded to its longest example (as DataCollatorWithPadding), AdamW.
 squad        the same for run_squad.py, seq 384, doc_stride 128, on a SQuAD-format set made from the
@@ -59,6 +61,7 @@ SHARED_DATA = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
 
 flags.DEFINE_list("rows", ["pretraining", "inference", "classifier", "squad"], "Rows to run.")
 flags.DEFINE_integer("rounds", 2, "Rounds of every implementation of a row; the best counts.")
+flags.DEFINE_integer("copies", 10, "classifier: copies of the 200 polarity sentences.")
 flags.DEFINE_integer("steps", 6, "Timed steps (batches) per measurement, after warm-up.")
 flags.DEFINE_bool("profile", False, "Profile our pretraining step instead of the table.")
 flags.DEFINE_enum("profile_model", "base", ["base", "mini"], "The model --profile runs.")
@@ -123,15 +126,14 @@ def write_pretraining_records(path, count):
 
 
 def steady_rate(step, examples_per_step, steps):
-    """examples/s of the best of `steps` timed calls of step() after two warm-up calls."""
+    """examples/s over `steps` calls of step() after two warm-up calls (the mean, as the engine
+    reports its host calls)."""
     step()
     step()
-    best = float("inf")
+    started = time.perf_counter()
     for _ in range(steps):
-        started = time.perf_counter()
         step()
-        best = min(best, time.perf_counter() - started)
-    return examples_per_step / best
+    return examples_per_step * steps / (time.perf_counter() - started)
 
 
 # Workers: each runs in its own process and returns one figure (or a dict of them).
@@ -229,7 +231,6 @@ def worker_ours_inference(spec):
         functools.partial(modeling.BertModel, modeling.BertConfig.from_dict(bert_config("base"))),
         output_dir=tempfile.mkdtemp(),
         predict_batch_size=INFERENCE_BATCH,
-        use_xla=spec["use_xla"],
     )
     checkpoint = os.path.join(trainer.output_dir, "random")
     modeling.save_checkpoint(
@@ -443,9 +444,10 @@ def run_command(script, arguments):
     return result.stderr
 
 
-def training_rate(output_dir, log):
-    """examples/s of a training run: examples over the time of every host call but the first
-    (which compiles), from the engine's summaries and its `step N/M` lines."""
+def training_rate(output_dir, log, skip=0.0):
+    """examples/s of a training run from the engine's summaries: examples over the time of its
+    host calls after the first (which compiles) that start past `skip` of the run (with dynamic
+    padding, the first calls also compile the other lengths' steps)."""
     import tensorflow as tf
 
     rates = {}
@@ -455,11 +457,16 @@ def training_rate(output_dir, log):
                 if value.tag == "examples_per_second":
                     rates[event.step] = float(tf.make_ndarray(value.tensor))
     steps = sorted(rates)
-    if len(steps) < 2:
-        sys.exit(f"{output_dir}: fewer than two host calls logged:\n{log[-2000:]}")
+    calls = [
+        (before, after)
+        for before, after in zip(steps, steps[1:])
+        if before >= max(steps[0], skip * steps[-1])
+    ]
+    if not calls:
+        sys.exit(f"{output_dir}: too few host calls logged:\n{log[-2000:]}")
     # A call's seconds per example are 1 / its rate: the batch size cancels.
-    return (steps[-1] - steps[0]) / sum(
-        (after - before) / rates[after] for before, after in zip(steps, steps[1:])
+    return sum(after - before for before, after in calls) / sum(
+        (after - before) / rates[after] for before, after in calls
     )
 
 
@@ -511,16 +518,20 @@ def minilm_dirs(work):
 
 
 def polarity_data(work):
-    """The shared polarity sentences as an SST-2-layout data dir (train = test = all 200)."""
+    """The shared polarity sentences as an SST-2-layout data dir: the 200 sentences, shuffled,
+    FLAGS.copies times over, as train.tsv and as test.tsv (their real lengths, and runs long
+    enough that compilation does not decide the rate)."""
     directory = os.path.join(work, "polarity")
     os.makedirs(directory, exist_ok=True)
     rows = []
     with open(
-        os.path.join(SHARED_DATA, "labelled", "pang_lee_polarity.cor"), encoding="utf-8"
+        os.path.join(SHARED_DATA, "labelled", "pang_lee_polarity.cor"), encoding="latin-1"
     ) as f:
         for line in f:
             label, _, text = line.strip().partition(" ")
             rows.append((text.replace("\t", " "), int(label == "__label__pos")))
+    rows = [row for _ in range(FLAGS.copies) for row in rows]
+    random.Random(0).shuffle(rows)
     with open(os.path.join(directory, "train.tsv"), "w", encoding="utf-8") as writer:
         writer.write("sentence\tlabel\n" + "".join(f"{t}\t{y}\n" for t, y in rows))
     with open(os.path.join(directory, "test.tsv"), "w", encoding="utf-8") as writer:
@@ -586,7 +597,7 @@ def ours_task(work, task, dynamic_padding):
                 "--task_name=SST-2",
                 f"--data_dir={polarity_data(work)}",
                 "--max_seq_length=128",
-                "--num_train_epochs=3",
+                "--num_train_epochs=1",
             ],
         )
     else:
@@ -602,7 +613,7 @@ def ours_task(work, task, dynamic_padding):
                 "--num_train_epochs=1",
             ],
         )
-    return training_rate(output_dir, log), logged_rate(log, "prediction"), output_dir
+    return training_rate(output_dir, log, skip=1 / 3), logged_rate(log, "prediction"), output_dir
 
 
 def task_records(task, output_dir):
@@ -669,8 +680,7 @@ def main_table(work):
         rates = best_of_rounds(
             {
                 "reference": lambda: run_worker(worker="reference_inference"),
-                "ours": lambda: run_worker(worker="ours_inference", use_xla=True),
-                "ours-no-xla": lambda: run_worker(worker="ours_inference", use_xla=False),
+                "ours": lambda: run_worker(worker="ours_inference"),
                 "transformers": lambda: run_worker(worker="transformers_inference"),
             }
         )
@@ -778,18 +788,15 @@ def main_profile(work):
     )
     profile_dir = os.path.join(work, "profile")
     warmup, profiled = 2, FLAGS.steps
-    window = {}
 
     def profile_window():
         # The engine's own loop runs untouched; the profiler opens after the compiling steps.
         while int(trainer.global_step.numpy()) < warmup:
             time.sleep(0.05)
-        window["start"] = (time.perf_counter(), int(trainer.global_step.numpy()))
         tf.profiler.experimental.start(profile_dir)
         while int(trainer.global_step.numpy()) < warmup + profiled:
             time.sleep(0.05)
         tf.profiler.experimental.stop()
-        window["stop"] = (time.perf_counter(), int(trainer.global_step.numpy()))
 
     watcher = threading.Thread(target=profile_window)
     watcher.start()
@@ -802,21 +809,21 @@ def main_profile(work):
         1,
     )
     watcher.join()
-    (start, first), (stop, last) = window["start"], window["stop"]
-    step_seconds = (stop - start) / (last - first)
     classes = hlo_op_classes(dump_dir)
     space = xplane_pb2.XSpace()
     with open(
         glob.glob(os.path.join(profile_dir, "**", "*.xplane.pb"), recursive=True)[-1], "rb"
     ) as f:
         space.ParseFromString(f.read())
-    by_class = collections.Counter()
+    by_class, programs = collections.Counter(), []
     for plane in space.planes:
         names = {key: value.name for key, value in plane.event_metadata.items()}
         for line in plane.lines:
             events = sorted(line.events, key=lambda e: e.offset_ps)
             for index, event in enumerate(events):
                 name = names[event.metadata_id]
+                if name == "CpuExecutable::ExecuteAsyncOnStream":
+                    programs.append((event.offset_ps / 1e12, event.duration_ps / 1e12))
                 if name not in classes:
                     continue
                 # Self time: thunks nest (a call holds its fusion); count the innermost only.
@@ -828,16 +835,19 @@ def main_profile(work):
                 )
                 if not nested:
                     by_class[classes[name]] += event.duration_ps / 1e12
-    busy = sum(by_class.values()) / (last - first)
+    # One run of the compiled program per step: the step time is the period of their starts.
+    programs.sort()
+    steps = len(programs)
+    step_seconds = (programs[-1][0] - programs[0][0]) / (steps - 1)
+    in_program = sum(duration for _, duration in programs) / steps
     print(
         f"{model}, batch {batch_size}: {step_seconds:.3f} s per step ({batch_size / step_seconds:.2f} "
-        f"sequences/s) over {last - first} profiled steps; XLA thunks busy {busy:.3f} s per step "
-        "(summed over threads)"
+        f"sequences/s) over {steps} profiled steps: {in_program:.3f} s in the compiled program, "
+        f"{step_seconds - in_program:.3f} s between programs; inside, by op class (thunk self "
+        "time, summed over threads):"
     )
     for name, seconds in by_class.most_common():
-        print(
-            f"  {name:<42} {seconds / (last - first):7.3f} s  {seconds / sum(by_class.values()):6.1%}"
-        )
+        print(f"  {name:<52} {seconds / steps:7.3f} s  {seconds / sum(by_class.values()):6.1%}")
 
 
 def main(argv):

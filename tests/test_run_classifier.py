@@ -562,8 +562,9 @@ def test_fine_tunes_minilm_on_movie_review_polarity_from_checkpoint_and_hub_then
     """all-MiniLM-L6-v2 on 200 real movie-review sentences (Pang & Lee) in SST-2 layout, 120 to train
     and 80 to evaluate, from its checkpoint and from its export_model.py Hub encoder
     (--hub_module_handle): accuracy of at least 0.6 from the checkpoint (chance: 0.5 ± 0.056 on
-    80), and the two within 0.1 of each other (they differ in the head's initial draw and in
-    dropout; 0.1 is two standard errors; seen: 0.66 and 0.59, deterministic here). The
+    80), and the two within 0.15 of each other (they differ in the head's initial draw and in
+    dropout; the difference of two accuracies on 80 has a standard error of about 0.075; seen:
+    0.71 and 0.62, deterministic here). The
     hub-trained checkpoint has the reference's names: --do_predict alone writes test_results.tsv
     and SST-2.tsv, and its serving export's probabilities equal test_results.tsv's (1e-5)."""
     import tensorflow as tf
@@ -595,7 +596,7 @@ def test_fine_tunes_minilm_on_movie_review_polarity_from_checkpoint_and_hub_then
     training_flags = [
         "--do_train=True",
         "--do_eval=True",
-        "--learning_rate=1e-4",
+        "--learning_rate=5e-5",
         "--num_train_epochs=4",
     ]
     run_classifier_command(
@@ -632,7 +633,7 @@ def test_fine_tunes_minilm_on_movie_review_polarity_from_checkpoint_and_hub_then
         and from_hub["global_step"] == from_checkpoint["global_step"] == 30
     )
     assert from_checkpoint["eval_accuracy"] >= 0.6
-    assert abs(from_hub["eval_accuracy"] - from_checkpoint["eval_accuracy"]) <= 0.1
+    assert abs(from_hub["eval_accuracy"] - from_checkpoint["eval_accuracy"]) <= 0.15
 
     run_classifier_command(
         minilm_checkpoint, data, tmp_path / "hub", "SST-2", "--do_predict=True", *hub_flags

@@ -41,10 +41,15 @@ def test_masked_lm_accuracy_climbs_and_eval_results_has_the_reference_format(
     accuracy = summary_values(tmp_path, "masked_lm_accuracy")
     loss = summary_values(tmp_path, "loss")
     print(f"masked_lm_accuracy by step: {accuracy}\nloss by step: {loss}")
-    assert [step for step, _ in accuracy] == list(range(100, 1001, 100))
-    assert accuracy[-1][1] > 0.35 and accuracy[-1][1] > 3 * accuracy[0][1]
-    assert loss[-1][1] < loss[0][1] - 1.5
-    assert summary_values(tmp_path, "learning_rate")[0][1] > 0 and summary_values(
+    # Step 1 is a call of its own (it compiles), the next one is sized by its pace (a few steps),
+    # then calls end on multiples of --iterations_per_loop.
+    steps = [step for step, _ in accuracy]
+    assert steps[0] == 1 and len(steps) <= 13
+    assert [step for step in steps if step >= 100] == list(range(100, 1001, 100))
+    at_100 = {name: dict(values)[100] for name, values in (("accuracy", accuracy), ("loss", loss))}
+    assert accuracy[-1][1] > 0.35 and accuracy[-1][1] > 3 * at_100["accuracy"]
+    assert loss[-1][1] < at_100["loss"] - 1.5
+    assert dict(summary_values(tmp_path, "learning_rate"))[100] > 0 and summary_values(
         tmp_path, "examples_per_second"
     )
 

@@ -78,9 +78,15 @@ def test_kill_9_then_the_same_command_finishes_from_the_last_checkpoint(pretrain
     reader = tf.train.load_checkpoint(str(tmp_path / "model.ckpt-3000"))
     assert reader.get_tensor("global_step") == 3000
     assert not [name for name in os.listdir(tmp_path) if ".tmp-" in name]
-    # The resumed run re-logs no step before the checkpoint it resumed from.
+    # The resumed run re-logs no step before the checkpoint it resumed from: its first call is
+    # one step (it compiles), the next is sized by its pace, then calls end on multiples of
+    # --iterations_per_loop.
     steps = [step for step, _ in summary_values(tmp_path, "loss") if step > killed_at]
-    assert steps[0] == (killed_at // 10 + 1) * 10 and steps[-1] == 3000
+    first_multiple = (killed_at // 10 + 1) * 10
+    assert steps[0] == killed_at + 1 and steps[-1] == 3000
+    assert [step for step in steps if step >= first_multiple] == list(
+        range(first_multiple, 3001, 10)
+    )
 
 
 def free_ports(count):
