@@ -149,7 +149,7 @@ def length_buckets(max_length):
     return sorted(length for length in lengths if length < max_length) + [max_length]
 
 
-def pad_to_length_bucket(features, sequence_features=SEQUENCE_FEATURES):
+def pad_to_length_bucket(features):
     """A batch {name: [b, ...]} with its sequence features [b, S] cut to the smallest of
     length_buckets(S) that holds its longest example (the most ones of a row of input_mask).
 
@@ -164,7 +164,7 @@ def pad_to_length_bucket(features, sequence_features=SEQUENCE_FEATURES):
     longest = tf.reduce_max(tf.reduce_sum(tf.cast(features["input_mask"], tf.int32), axis=1))
     length = buckets[tf.searchsorted(buckets, longest[tf.newaxis])[0]]
     return {
-        name: tensor[:, :length] if name in sequence_features else tensor
+        name: tensor[:, :length] if name in SEQUENCE_FEATURES else tensor
         for name, tensor in features.items()
     }
 
@@ -514,9 +514,8 @@ class Trainer:
             loss, pairs = compute_loss(self.model, features)
             return loss, {**pairs, "loss": (loss, tf.constant(1.0))}
 
-        compiled = self.use_xla or self.for_tpu
-
         def compute_gradients(features):
+            compiled = self.use_xla or self.for_tpu
             with modeling.compiled_by_xla() if compiled else contextlib.nullcontext():
                 return optimization.accumulate_gradients(
                     loss_with_metrics, variables, features, accumulation, self.loss_scale
@@ -528,7 +527,7 @@ class Trainer:
             self.global_step.assign_add(1)
             metrics.add(pairs)
 
-        if not compiled or self.for_tpu:
+        if self.for_tpu or not self.use_xla:  # TPUStrategy compiles the whole loop itself
             return replica_step
         if self.strategy.num_replicas_in_sync == 1:
             # One device: the update is compiled with the gradients, one fused pass per variable
@@ -739,14 +738,7 @@ class Trainer:
                 count_records(files),
             )
 
-    def predict_stream(
-        self,
-        make_examples,
-        example_signature,
-        predict_outputs,
-        checkpoint=None,
-        num_examples=None,
-    ):
+    def predict_stream(self, make_examples, example_signature, predict_outputs, checkpoint=None):
         """Yields {name: numpy value} for every example make_examples() yields, in order, reading
         them only as batches need them (neither inputs nor outputs are held whole).
 
@@ -754,7 +746,7 @@ class Trainer:
           make_examples: () → iterator of {name: array}, one example each (called once per input pipeline).
           example_signature: {name: tf.TensorSpec} of one example.
           predict_outputs: (model, features) → {name: tensor [b, ...]}.
-          num_examples: how many make_examples yields, when known: the progress line's ETA.
+        Their number is not known ahead: the progress lines give the rate, without an ETA.
         """
 
         def dataset_fn(input_context):
@@ -774,7 +766,7 @@ class Trainer:
             checkpoint,
             self.predict_batch_size,
             "--predict_batch_size",
-            num_examples,
+            None,
         )
 
     def _predict(self, dataset_fn, predict_outputs, checkpoint, batch_size, flag, num_examples):
