@@ -247,9 +247,11 @@ def bert_config_from_hf(hf_config, config_path):
             f"reference's {modeling.LAYER_NORM_EPSILON}"
         )
     try:
-        return modeling.BertConfig.from_dict(
+        config = modeling.BertConfig.from_dict(
             {key: hf_config[key] for key in BERT_CONFIG_KEYS if key in hf_config}
         )
+        config.validate()
+        return config
     except errors.InputError as error:
         raise errors.InputError(f"{config_path}: {error}") from None
 

@@ -17,16 +17,17 @@ Writes, in --export_dir:
                the encoder's inputs at --max_seq_length; preprocess.tokenize(strings) → int32
                ragged [batch, (words), (pieces)]; preprocess.bert_pack_inputs([tokens_a,
                (tokens_b)], seq_length=...) → the encoder's inputs (a pair trimmed as the
-               reference trims it). Tokenization runs in the graph (tensorflow-text).
+               reference trims it). Tokenization runs in the graph.
   classifier/1/ when the checkpoint holds a classifier head (output_weights, from
                run_classifier.py): signatures serving_default (text [batch] strings) and
                serve_pairs (text_a, text_b) → {"probabilities" [batch, labels], "label" [batch]},
-               labels from --label_list (default 0, 1, ...). `1` is the version directory
-               TensorFlow Serving expects.
+               labels from --label_list (default 0, 1, ...); classifier.tokenize(strings) as
+               preprocess.tokenize. `1` is the version directory TensorFlow Serving expects.
 Each SavedModel is written under a temporary name and renamed when complete. The in-graph
-tokenizer is tensorflow-text's (tokenization.FastBatchTokenizer.graph_tokenize): the reference's
-ids, except on lines holding one of the few characters it normalises otherwise (ß, ½, ²; 38 of
-5,409 enwiki_sample lines), as for the published preprocessing models.
+tokenizer (tokenization.GraphWordpieceTokenizer, TensorFlow and tensorflow-text ops) gives exactly
+FullTokenizer's ids, so a served model answers as run_classifier.py --do_predict does on the same
+text, whatever its characters (the published preprocessing models normalise some otherwise:
+ß → ss, ½, ², ™ → t ##m, ...); its Unicode tables are those of the exporting Python.
 """
 
 import os
@@ -89,40 +90,22 @@ class BertPacker(tf.Module):
 
 
 class GraphTokenizer(tf.Module):
-    """Strings → word pieces, in the graph: FullTokenizer's fast path (FastBatchTokenizer.graph_tokenize)."""
+    """Strings → word pieces in the graph, exactly FullTokenizer's ids
+    (tokenization.GraphWordpieceTokenizer)."""
 
     def __init__(self, full_tokenizer):
         super().__init__()
-        self.fast = tokenization.FastBatchTokenizer(full_tokenizer)
-        self.fast_wordpiece = (
-            self.fast.fast_wordpiece
-        )  # tracked, so that SavedModels keep its model
-        self.is_continuation = tf.constant(
-            [token.startswith("##") for token in full_tokenizer.vocab]
-        )
+        self.graph_tokenizer = tokenization.GraphWordpieceTokenizer(full_tokenizer)
+        # Tracked, so that SavedModels keep the WordPiece models (and any special-token table).
+        self.resources = self.graph_tokenizer.resources
 
     def pieces(self, texts):
         """texts: string [B] → int32 ragged [B, (pieces)]."""
-        return tf.cast(self.fast.graph_tokenize(texts), tf.int32)
+        return tf.cast(self.graph_tokenizer.pieces(texts), tf.int32)
 
     def words(self, texts):
-        """texts: string [B] → int32 ragged [B, (words), (pieces)]: a word is a piece and the "##" pieces after it."""
-        pieces = self.pieces(texts)
-        flat = pieces.flat_values
-        starts_word = tf.logical_not(tf.gather(self.is_continuation, flat))
-        # A text's first piece starts a word even if it is a "##" piece.
-        starts_word = tf.tensor_scatter_nd_update(
-            starts_word,
-            pieces.row_starts()[:, tf.newaxis],
-            tf.ones_like(pieces.row_starts(), tf.bool),
-        )
-        by_word = tf.RaggedTensor.from_row_starts(
-            flat, tf.cast(tf.where(starts_word)[:, 0], tf.int64)
-        )
-        words_per_text = tf.math.unsorted_segment_sum(
-            tf.cast(starts_word, tf.int64), pieces.value_rowids(), pieces.nrows()
-        )
-        return tf.RaggedTensor.from_row_lengths(by_word, words_per_text)
+        """texts: string [B] → int32 ragged [B, (words), (pieces)]: a basic token's pieces."""
+        return tf.cast(self.graph_tokenizer.words(texts), tf.int32)
 
 
 def hub_asset_holder(vocab_file, do_lower_case, config_file=None):
@@ -214,6 +197,7 @@ def classifier_export(model, graph_tokenizer, packer, labels, seq_length):
         }
 
     texts = tf.TensorSpec([None], tf.string)
+    export.tokenize = tf.function(export.tokenizer.words, input_signature=[texts])
     export.serve = tf.function(lambda text: classify([text]), input_signature=[texts])
     export.serve_pairs = tf.function(
         lambda text_a, text_b: classify([text_a, text_b]), input_signature=[texts, texts]
@@ -259,7 +243,7 @@ def main(argv):
         encoder_export(bert, FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.bert_config_file),
         os.path.join(FLAGS.export_dir, "encoder"),
     )
-    # One in-graph tokenizer for both exports: building it checks every ASCII character both ways.
+    # One in-graph tokenizer for both exports (its character tables are built once).
     graph_tokenizer = GraphTokenizer(tokenizer)
     packer = BertPacker(tokenizer.vocab["[CLS]"], tokenizer.vocab["[SEP]"])
     save_atomically(

@@ -119,7 +119,9 @@ HF_CONFIG_KEYS = frozenset(
 class BertConfig:
     """The hyperparameters of bert_config.json, by the reference's names and defaults.
 
-    Keys the reference does not know (`directionality`, `pooler_fc_size`, ... in the Chinese and
+    A plain holder, as the reference's is: any values construct (BertConfig(vocab_size=99,
+    hidden_size=37)); validate() checks them, and BertModel and from_json_file call it. Keys the
+    reference does not know (`directionality`, `pooler_fc_size`, ... in the Chinese and
     multilingual configs) are kept as attributes and written back out.
     """
 
@@ -150,9 +152,9 @@ class BertConfig:
         self.type_vocab_size = type_vocab_size
         self.initializer_range = initializer_range
         self.__dict__.update(extra_keys)
-        self._validate()
 
-    def _validate(self):
+    def validate(self):
+        """Raises InputError, one line, for a value no model can be built with."""
         for name in (
             "vocab_size",
             "hidden_size",
@@ -210,7 +212,9 @@ class BertConfig:
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
             raise InputError(f"bert config {json_file}: not valid JSON ({error})") from None
         try:
-            return cls.from_dict(json_object)
+            config = cls.from_dict(json_object)
+            config.validate()
+            return config
         except InputError as error:
             raise InputError(f"{json_file}: {error}") from None
 
@@ -446,6 +450,7 @@ class BertModel(tf.Module):
 
     def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False):
         super().__init__()
+        config.validate()
         self.config = config
         self.compute_dtype = tf.as_dtype(compute_dtype)
         self.embeddings = BertEmbeddings(config, use_one_hot_embeddings)

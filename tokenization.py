@@ -3,7 +3,7 @@
     tokenizer = tokenization.FullTokenizer("vocab.txt", do_lower_case=True)
     tokens = tokenizer.tokenize("UNwant\u00e9d,running")  # un ##want ##ed , runn ##ing
     ids = tokenizer.convert_tokens_to_ids(tokens)
-    ids_per_line = tokenizer.encode_batch(lines)          # same ids, compiled fast path
+    ids_per_line = tokenizer.encode_batch(lines)          # the same ids, in TensorFlow ops
 
 The WordPiece path reproduces the reference tokenizer exactly:
   1. clean: drop U+0000, U+FFFD and control characters (categories Cc, Cf, except tab,
@@ -26,8 +26,11 @@ dropped by step 1: a bad byte never stops a run and never becomes a token.
 
 import collections
 import functools
+import gc
+import itertools
 import re
 import unicodedata
+from typing import NamedTuple
 
 from errors import InputError
 import file_io
@@ -98,6 +101,16 @@ def load_vocab(vocab_file):
 def convert_by_vocab(vocab, items):
     """Maps each item through `vocab` (tokens to ids or ids to tokens)."""
     return [vocab[item] for item in items]
+
+
+def convert_tokens_to_ids(vocab, tokens):
+    """The reference's module function: tokens → ids through `vocab` ({token: id})."""
+    return convert_by_vocab(vocab, tokens)
+
+
+def convert_ids_to_tokens(inv_vocab, ids):
+    """The reference's module function: ids → tokens through `inv_vocab` ({id: token})."""
+    return convert_by_vocab(inv_vocab, ids)
 
 
 def whitespace_tokenize(text):
@@ -359,7 +372,7 @@ class FullTokenizer:
             do_lower_case=do_lower_case, never_split=self.special_tokens
         )
         self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
-        self._fast_path = None
+        self._graph_tokenizer = None
 
     def tokenize(self, text):
         """Returns the word pieces of `text`."""
@@ -380,12 +393,11 @@ class FullTokenizer:
     def encode_batch(self, texts):
         """Returns the ids of each text: exactly `convert_tokens_to_ids(tokenize(text))`.
 
-        Runs tensorflow-text's FastBertTokenizer over the batch; the few texts whose characters it
-        treats differently from the reference take the exact path (see FastBatchTokenizer).
+        Runs the whole batch through GraphWordpieceTokenizer, in TensorFlow's ops.
         """
-        if self._fast_path is None:
-            self._fast_path = FastBatchTokenizer(self)
-        return self._fast_path.encode_batch(texts)
+        if self._graph_tokenizer is None:
+            self._graph_tokenizer = GraphWordpieceTokenizer(self)
+        return self._graph_tokenizer.encode_batch([convert_to_unicode(text) for text in texts])
 
 
 class SentencePieceTokenizer:
@@ -487,163 +499,465 @@ def load_tokenizer(
     )
 
 
-class FastBatchTokenizer:
-    """FullTokenizer.encode_batch: tensorflow-text's FastBertTokenizer, kept exact.
+# The in-graph tokenizer.
 
-    FastBertTokenizer (linear-time WordPiece in C++) normalises a few things differently from
-    the reference: it turns control characters into spaces rather than dropping them, it leaves
-    CJK ideographs unspaced, it lower-cases without Python's context rules (final sigma), it
-    counts the word-length limit in bytes, and its Unicode tables may be of another version.
-    The first two are done in the graph before it, exactly as the reference does them. For the
-    rest, every character is checked once, on first sight, by tokenizing it in a few contexts
-    both ways; a text holding a character that disagrees anywhere, or a word that may pass the
-    length limit, or a protected special token, is tokenized by the exact path instead. Texts
-    that take the fast path therefore get the reference's ids, and the others get them too.
+# Outside these ranges every code point is unassigned or private use in the Unicode versions Python
+# ships: none is cased, case-ignorable, a mark, punctuation, whitespace, a control or decomposable
+# (a test checks every code point), so the tables below are read off these alone.
+_CODE_POINTS_WITH_PROPERTIES = (range(0xD800), range(0xE000, 0x40000), range(0xE0000, 0xF0000))
+CAPITAL_SIGMA = "\u03a3"
+FINAL_SIGMA = "\u03c2"
+
+
+class _CharacterTables(NamedTuple):
+    """The reference's character classes and str.lower / NFD behaviour, as code point lists."""
+
+    deleted: list  # what cleaning drops: U+0000, U+FFFD, Cc and Cf but tab, newline, return
+    separators: list  # what separates words, but the space: whitespace and what str.split splits on
+    punctuation: list
+    # Uncased models: code point → the code points of NFD(c.lower()) without its combining marks
+    # of nonzero class, for every character where that is not the character itself.
+    lowered: dict
+    zero_class_marks: list  # Mn of combining class 0: they end a run of marks, then are dropped
+    surviving_mark_classes: dict  # non-Mn characters of nonzero class (all Mc) → their class
+    cased: list  # cased and not case-ignorable, as str.lower's final-sigma rule reads them
+    case_ignorable: list
+
+
+@functools.lru_cache(maxsize=1)
+def _character_tables():
+    deleted, separators, punctuation, zero_class_marks, cased, case_ignorable = (
+        [] for _ in range(6)
+    )
+    lowered, surviving_mark_classes = {}, {}
+    for code_point in itertools.chain(*_CODE_POINTS_WITH_PROPERTIES):
+        char = chr(code_point)
+        category = unicodedata.category(char)
+        if code_point in (0, 0xFFFD) or _is_control(char):
+            deleted.append(code_point)
+            continue
+        if char != " " and (_is_whitespace(char) or char.isspace()):
+            separators.append(code_point)
+        if _is_punctuation(char):
+            punctuation.append(code_point)
+        combining_class = unicodedata.combining(char)
+        if category == "Mn" and combining_class == 0:
+            zero_class_marks.append(code_point)
+        elif combining_class and category != "Mn":
+            surviving_mark_classes[code_point] = combining_class
+        lower = char.lower()
+        if lower != char or category == "Mn" or not unicodedata.is_normalized("NFD", char):
+            decomposed = [
+                ord(c)
+                for c in unicodedata.normalize("NFD", lower)
+                if not (unicodedata.category(c) == "Mn" and unicodedata.combining(c))
+            ]
+            if decomposed != [code_point]:
+                lowered[code_point] = decomposed
+        # str.lower makes a capital sigma final when, skipping case-ignorable characters, a cased
+        # one comes before it and none comes after: read each character's part off str.lower.
+        final_after_it = (char + CAPITAL_SIGMA).lower().endswith(FINAL_SIGMA)
+        final_after_a_letter_and_it = ("A" + char + CAPITAL_SIGMA).lower().endswith(FINAL_SIGMA)
+        if final_after_it:
+            cased.append(code_point)
+        elif final_after_a_letter_and_it:
+            case_ignorable.append(code_point)
+    return _CharacterTables(
+        deleted,
+        separators,
+        punctuation,
+        lowered,
+        zero_class_marks,
+        surviving_mark_classes,
+        cased,
+        case_ignorable,
+    )
+
+
+def _regex_class(code_points, negated=False):
+    """A RE2 character class of exactly `code_points` (or of every other character)."""
+    code_points = sorted(code_points)
+    ranges = []
+    for code_point in code_points:
+        if ranges and ranges[-1][1] == code_point - 1:
+            ranges[-1][1] = code_point
+        else:
+            ranges.append([code_point, code_point])
+    body = "".join(
+        f"\\x{{{low:X}}}" if low == high else f"\\x{{{low:X}}}-\\x{{{high:X}}}"
+        for low, high in ranges
+    )
+    return f"[{'^' if negated else ''}{body}]"
+
+
+# Stands for a protected special token in the graph: control characters, which cleaning removes
+# from every text, around the token's index in hexadecimal digits U+0010..U+001F.
+_PLACEHOLDER_MARK = "\x01"
+# UTF-8's most bytes a character: FastWordpieceTokenizer's limit, in bytes, lets every word within
+# the reference's limit, in characters, through.
+_WORDPIECE_BYTES_PER_CHAR = 4
+
+
+def _placeholder(index):
+    digits = "".join(chr(0x10 + int(d, 16)) for d in f"{index:x}")
+    return f"{_PLACEHOLDER_MARK}{digits}{_PLACEHOLDER_MARK}"
+
+
+class GraphWordpieceTokenizer:
+    """FullTokenizer in TensorFlow ops, with exactly its ids: SavedModels and encode_batch use it.
+
+    Each of the reference's steps is done as the reference does it, with character classes and
+    tables read off this Python's unicodedata and str.lower when the tokenizer is built (a
+    SavedModel carries those of the Python that exported it):
+      1. cleaning and CJK spacing: regex replacements with the reference's classes; the word
+         separators other than the space (whitespace, and U+2028/U+2029, on which str.split splits)
+         become spaces; invalid UTF-8 from a SavedModel's caller becomes U+FFFD, then dropped;
+      2. protected special tokens (protect_special_tokens=True) are cut out of the text as the
+         reference cuts them and replaced by placeholders made of control characters, which no
+         cleaned text holds, each one a vocabulary entry with its token's id;
+      3. uncased models: str.lower's one context rule (a capital sigma ending a word becomes ς)
+         is a regex over the characters str.lower reads as cased and case-ignorable; every
+         character is then replaced from a table by its lower-cased NFD decomposition without its
+         combining marks, the few texts whose remaining marks are out of canonical order (the one
+         context NFD has) are reordered, and the marks of combining class 0 are dropped;
+      4. punctuation spacing (a regex) and the split on spaces;
+      5. a word longer than max_input_chars_per_word characters becomes [UNK]; tensorflow-text's
+         FastWordpieceTokenizer, given words (no normalisation or splitting of its own), does the
+         reference's greedy longest-match-first WordPiece in linear time.
     """
-
-    # Contexts each new character is tried in: alone, at a word's start, middle and end, between
-    # capitals (cased context rules), repeated, and between spaces.
-    _PROBE_CONTEXTS = ("{}", "{}ab", "ab{}", "ab{}cd", "AB{}CD", "x{}{}y", "a {} b", "{}.", "A{}")
-    # Lower-casing, NFD and accent stripping turn one character into at most this many.
-    _MAX_NORMALISED_CHARS_PER_CHAR = 3
 
     def __init__(self, full_tokenizer):
         import tensorflow as tf
         import tensorflow_text
 
         self._tf = tf
-        self._exact = full_tokenizer
-        max_chars = full_tokenizer.wordpiece_tokenizer.max_input_chars_per_word
-        self.fast_wordpiece = tensorflow_text.FastBertTokenizer(
-            vocab=list(full_tokenizer.vocab),
-            unknown_token=UNKNOWN_TOKEN,
-            # Words within the reference's character limit always fit (UTF-8 has at most 4 bytes a
-            # character); words that may pass it take the exact path (_long_word_pattern).
-            max_bytes_per_word=4 * max_chars * self._MAX_NORMALISED_CHARS_PER_CHAR,
-            token_out_type=tf.int64,
-            lower_case_nfd_strip_accents=full_tokenizer.do_lower_case,
+        self._tf_text = tensorflow_text
+        tables = _character_tables()
+        self.do_lower_case = full_tokenizer.do_lower_case
+        self.max_chars_per_word = full_tokenizer.wordpiece_tokenizer.max_input_chars_per_word
+        self._deleted_class = _regex_class(tables.deleted)
+        self._separator_class = _regex_class(tables.separators)
+        self._cjk_class = _regex_class(
+            c for low, high in CJK_IDEOGRAPH_RANGES for c in range(low, high + 1)
         )
-        cjk_class = "".join(f"\\x{{{low:X}}}-\\x{{{high:X}}}" for low, high in CJK_IDEOGRAPH_RANGES)
-        self._cjk_pattern = f"([{cjk_class}])"
-        # Category Cc is exactly U+0000–001F and U+007F–009F; tab, newline and return stay.
-        self._control_pattern = "[\\x00-\\x08\\x0B\\x0C\\x0E-\\x1F\\x7F-\\x9F\\x{FFFD}\\p{Cf}]"
-        # A word that may pass the limit once normalised: a run of this many non-whitespace characters.
-        run_limit = (
-            max_chars // self._MAX_NORMALISED_CHARS_PER_CHAR
-            if full_tokenizer.do_lower_case
-            else max_chars
+        self._punctuation_class = _regex_class(tables.punctuation)
+        self._too_long_word = "x" * (_WORDPIECE_BYTES_PER_CHAR * self.max_chars_per_word + 1)
+
+        special_tokens = sorted(full_tokenizer.basic_tokenizer.never_split, key=len, reverse=True)
+        self._special_pattern = "|".join(re.escape(token) for token in special_tokens) or None
+        placeholders = [_placeholder(index) for index in range(len(special_tokens))]
+        self.special_token_table = (
+            tf.lookup.StaticHashTable(
+                tf.lookup.KeyValueTensorInitializer(special_tokens, placeholders), default_value=""
+            )
+            if special_tokens
+            else None
         )
-        whitespace_class = "".join(f"\\x{{{ord(c):X}}}" for c in _unicode_character_classes()[1])
-        self._long_word_pattern = f"(?s).*[^{whitespace_class}]{{{run_limit + 1},}}.*"
-        # The fast tokenizer numbers the distinct tokens; a vocabulary with a repeated line gives
-        # that token the id of its last line (as load_vocab does), so its ids are mapped back.
-        line_ids = list(full_tokenizer.vocab.values())
-        self._id_of_fast_id = (
+
+        # FastWordpieceTokenizer numbers the distinct tokens it is given: map its ids to line
+        # numbers (a repeated line's token has its last line's id, as load_vocab gives it).
+        vocab = full_tokenizer.vocab
+        wordpiece_vocab = list(vocab) + placeholders
+        line_ids = list(vocab.values()) + [vocab[token] for token in special_tokens]
+        self._line_id_of_wordpiece_id = (
             None if line_ids == list(range(len(line_ids))) else tf.constant(line_ids, tf.int64)
         )
-        self._fast_ids = tf.function(
-            self._fast_ids_graph, input_signature=[tf.TensorSpec([None], tf.string)]
+        self.wordpiece = tensorflow_text.FastWordpieceTokenizer(
+            vocab=wordpiece_vocab,
+            suffix_indicator="##",
+            max_bytes_per_word=_WORDPIECE_BYTES_PER_CHAR * self.max_chars_per_word,
+            token_out_type=tf.int64,
+            unknown_token=UNKNOWN_TOKEN,
+            no_pretokenization=True,
         )
-        self._special_pattern = _token_splitter(full_tokenizer.basic_tokenizer.never_split)
-        self._checked_chars = set()
-        self._disagreeing_chars = set()
-        self._learn_chars(_ASCII_CHARS)
-        self._ascii_agrees = self._disagreeing_chars.isdisjoint(_ASCII_CHARS)
-        self.texts_on_exact_path = 0
+        self.plain_wordpiece = tensorflow_text.FastWordpieceTokenizer(
+            vocab=wordpiece_vocab,
+            suffix_indicator="##",
+            max_bytes_per_word=self.max_chars_per_word,
+            token_out_type=tf.int64,
+            unknown_token=UNKNOWN_TOKEN,
+        )
+        is_continuation = [False] * (max(line_ids) + 1)
+        for token, line_id in vocab.items():
+            is_continuation[line_id] = token.startswith("##")
+        self._is_continuation = tf.constant(is_continuation)  # [line ids]
 
-    def graph_tokenize(self, texts):
-        """texts: string [batch] → ids int64 ragged [batch, (pieces)], in TensorFlow ops only (for
-        SavedModels): the fast path alone, the reference's ids for texts of agreeing characters
-        and words within the length limit (the class docstring says which differ)."""
-        return self._ids_of_cleaned(self._clean_in_graph(texts))
+        vocab_chars = set("".join(vocab))
+        self._surrogate_stand_in = next(c for c in _NONCHARACTERS if c not in vocab_chars)
+        self._compiled_pieces = None
 
-    def _clean_in_graph(self, texts):
-        texts = self._tf.strings.regex_replace(texts, self._control_pattern, "")
-        return self._tf.strings.regex_replace(texts, self._cjk_pattern, " \\1 ")
-
-    def _ids_of_cleaned(self, cleaned):
-        """cleaned texts: string [batch] → ids int64 ragged [batch, (pieces)], as line numbers."""
-        ids = self.fast_wordpiece.tokenize(cleaned)
-        if self._id_of_fast_id is not None:
-            ids = self._tf.ragged.map_flat_values(
-                lambda flat: self._tf.gather(self._id_of_fast_id, flat), ids
+        if self.do_lower_case:
+            sigma_context = tables.cased + tables.case_ignorable
+            self._final_sigma_pattern = (
+                f"({_regex_class(tables.cased)})({_regex_class(tables.case_ignorable)}*)"
+                f"{CAPITAL_SIGMA}({_regex_class(tables.case_ignorable)}*)"
+                f"($|{_regex_class(sigma_context, negated=True)})"
             )
-        return ids
+            keys = sorted(tables.lowered)
+            values = [tables.lowered[key] for key in keys]
+            self._lowered_keys = tf.constant(keys, tf.int32)
+            self._lowered_values = tf.RaggedTensor.from_row_lengths(
+                tf.constant([c for value in values for c in value], tf.int32),
+                tf.constant([len(value) for value in values], tf.int64),
+            )
+            # Each sorted key list starts with -1, which no code point is, so none is empty.
+            self._zero_class_marks = tf.constant([-1] + tables.zero_class_marks, tf.int32)
+            classes = sorted(tables.surviving_mark_classes.items())
+            self._mark_class_keys = tf.constant([-1] + [key for key, _ in classes], tf.int32)
+            self._mark_class_values = tf.constant([0] + [value for _, value in classes], tf.int64)
 
-    def _fast_ids_graph(self, texts):
-        """texts: string [batch] → flat ids int64 [total], row lengths int64 [batch], and
-        has_long_word bool [batch]: whether a word may pass the length limit."""
-        cleaned = self._clean_in_graph(texts)
-        ids = self._ids_of_cleaned(cleaned)
-        long_words = self._tf.strings.regex_full_match(cleaned, self._long_word_pattern)
-        return ids.flat_values, ids.row_lengths(), long_words
-
-    def _run_fast(self, texts):
-        """texts: list of str → (list of id lists, list of has_long_word flags)."""
-        flat_ids, lengths, has_long_word = self._fast_ids(
-            self._tf.constant(texts, dtype=self._tf.string)
+    @property
+    def resources(self):
+        """What a SavedModel holding this tokenizer must track."""
+        return [self.wordpiece, self.plain_wordpiece] + (
+            [self.special_token_table] if self.special_token_table else []
         )
-        flat_ids = flat_ids.numpy().tolist()
-        ids, start = [], 0
-        for length in lengths.numpy().tolist():
-            ids.append(flat_ids[start : start + length])
-            start += length
-        return ids, has_long_word.numpy().tolist()
 
-    def _exact_ids(self, text):
-        return self._exact.convert_tokens_to_ids(self._exact.tokenize(text))
+    def pieces(self, texts, validate_utf8=True):
+        """texts: string [B] → ids int64 ragged [B, (pieces)].
 
-    def _learn_chars(self, chars):
-        """Decides, for each character not seen before, whether both paths agree on it."""
-        new_chars = [c for c in chars if c not in self._checked_chars]
-        if not new_chars:
-            return
-        probes = [context.format(c, c) for c in new_chars for context in self._PROBE_CONTEXTS]
-        fast, _ = self._run_fast(probes)
-        per_char = len(self._PROBE_CONTEXTS)
-        for index, char in enumerate(new_chars):
-            block = slice(index * per_char, (index + 1) * per_char)
-            if any(
-                fast_ids != self._exact_ids(probe)
-                for fast_ids, probe in zip(fast[block], probes[block])
-            ):
-                self._disagreeing_chars.add(char)
-        self._checked_chars.update(new_chars)
+        validate_utf8: replace invalid UTF-8 first (texts from outside Python may hold any bytes).
+        """
+        tf = self._tf
+        groups = self._pieces_by_group(texts, validate_utf8)
+        rows = tf.concat([row_ids for row_ids, _ in groups], 0)
+        pieces = tf.concat([group_pieces for _, group_pieces in groups], 0)
+        return tf.gather(pieces, tf.math.invert_permutation(rows))
+
+    def _pieces_by_group(self, texts, validate_utf8):
+        """texts: string [B] → [(rows int32 [G], ids int64 ragged [G, (pieces)])] for the group of
+        printable ASCII texts and for the others: the plain ones take the shorter way."""
+        tf = self._tf
+        plain = tf.strings.regex_full_match(texts, "[\\x20-\\x7E]*")
+        if self._special_pattern is not None:
+            plain &= ~tf.strings.regex_full_match(texts, f"(?s).*(?:{self._special_pattern}).*")
+        plain_rows = tf.cast(tf.where(plain)[:, 0], tf.int32)
+        other_rows = tf.cast(tf.where(~plain)[:, 0], tf.int32)
+        groups = [
+            (plain_rows, self._plain_pieces(tf.gather(texts, plain_rows))),
+            (other_rows, self._other_pieces(tf.gather(texts, other_rows), validate_utf8)),
+        ]
+        if self._line_id_of_wordpiece_id is None:
+            return groups
+        return [
+            (
+                rows,
+                pieces.with_flat_values(
+                    tf.gather(self._line_id_of_wordpiece_id, pieces.flat_values)
+                ),
+            )
+            for rows, pieces in groups
+        ]
+
+    def words(self, texts, validate_utf8=True):
+        """texts: string [B] → ids int64 ragged [B, (words), (pieces)], a word being a basic token:
+        a piece and the "##" pieces after it (a basic token never starts with "##", as "#" is
+        punctuation, and only its continuations have the prefix)."""
+        tf = self._tf
+        pieces = self.pieces(texts, validate_utf8)
+        starts_word = ~tf.gather(self._is_continuation, pieces.flat_values)
+        by_word = tf.RaggedTensor.from_row_starts(pieces.flat_values, tf.where(starts_word)[:, 0])
+        words_per_text = tf.math.unsorted_segment_sum(
+            tf.cast(starts_word, tf.int64), pieces.value_rowids(), pieces.nrows()
+        )
+        return tf.RaggedTensor.from_row_lengths(by_word, words_per_text)
+
+    def _plain_pieces(self, texts):
+        """texts: printable ASCII string [P] holding no special token → ids ragged [P, (pieces)].
+
+        FastWordpieceTokenizer's own split on whitespace and punctuation is the reference's on
+        ASCII (a test checks every character), and there its byte limit is the character limit.
+        """
+        if self.do_lower_case:
+            texts = self._tf.strings.lower(texts)
+        return self.plain_wordpiece.tokenize(texts)
+
+    def _other_pieces(self, texts, validate_utf8):
+        """texts: string [R] → ids ragged [R, (pieces)], every step in our ops but WordPiece."""
+        tf = self._tf
+        texts = self._clean(texts, validate_utf8)
+        if self._special_pattern is not None:
+            texts = self._replace_special_tokens(texts)
+        if self.do_lower_case:
+            # str.lower's context rule reads the whole word: before punctuation splits it.
+            texts = tf.strings.regex_replace(
+                texts, self._final_sigma_pattern, f"\\1\\2{FINAL_SIGMA}\\3\\4"
+            )
+            texts = tf.strings.lower(texts)  # ASCII letters, in place
+        words = tf.strings.split(tf.strings.regex_replace(texts, self._punctuation_class, " \\0 "))
+        flat_words = words.flat_values  # [W]
+        if not self.do_lower_case:
+            return words.with_flat_values(self._word_pieces(flat_words)).merge_dims(1, 2)
+        # Lower-casing and accent stripping take a table, which costs per character: only the
+        # distinct words with non-ASCII characters go through it. Punctuation stays punctuation
+        # through it (a test checks every character), but a few characters become punctuation
+        # (≠ → = and a mark): their words are split again.
+        non_ascii = tf.strings.length(flat_words, unit="UTF8_CHAR") < tf.strings.length(flat_words)
+        non_ascii_at = tf.where(non_ascii)
+        distinct, which = tf.unique(tf.gather_nd(flat_words, non_ascii_at))
+        normalised = tf.strings.split(
+            tf.strings.regex_replace(
+                self._map_characters(distinct), self._punctuation_class, " \\0 "
+            )
+        )  # [D, (words)]
+        distinct_pieces = normalised.with_flat_values(
+            self._word_pieces(normalised.flat_values)
+        ).merge_dims(1, 2)  # [D, (pieces)]
+        # Row D, past the distinct words, is empty: the ASCII words' entry.
+        empty_row = tf.RaggedTensor.from_row_lengths(
+            distinct_pieces.flat_values[:0], tf.zeros([1], tf.int64)
+        )
+        distinct_pieces = tf.concat([distinct_pieces, empty_row], 0)
+        distinct_of_word = tf.tensor_scatter_nd_update(
+            tf.fill(tf.shape(flat_words), tf.size(distinct)), non_ascii_at, which
+        )
+        # Each word's pieces: those of an ASCII word, or those of its distinct normalised form.
+        pieces = tf.concat(
+            [
+                self._word_pieces(tf.where(non_ascii, "", flat_words)),
+                tf.gather(distinct_pieces, distinct_of_word),
+            ],
+            axis=1,
+        )  # [W, (pieces)]
+        return words.with_flat_values(pieces).merge_dims(1, 2)
+
+    def _word_pieces(self, words):
+        """words: string [W] of basic tokens → ids ragged [W, (pieces)]."""
+        tf = self._tf
+        # Only a word of more bytes than the limit in characters may pass that limit.
+        candidates = tf.where(tf.strings.length(words) > self.max_chars_per_word)
+        too_long = tf.boolean_mask(
+            candidates,
+            tf.strings.length(tf.gather_nd(words, candidates), unit="UTF8_CHAR")
+            > self.max_chars_per_word,
+        )
+        words = tf.tensor_scatter_nd_update(
+            words, too_long, tf.fill(tf.shape(too_long)[:1], self._too_long_word)
+        )
+        return self.wordpiece.tokenize(words)
+
+    def _clean(self, texts, validate_utf8):
+        """texts: string [R] → string [R]: steps 1 and 2 of the reference, CJK ideographs spaced."""
+        tf = self._tf
+        if validate_utf8:
+            texts = tf.strings.unicode_transcode(
+                texts, "UTF-8", "UTF-8", errors="replace", replacement_char=0xFFFD
+            )
+        texts = tf.strings.regex_replace(texts, self._deleted_class, "")
+        texts = tf.strings.regex_replace(texts, self._separator_class, " ")
+        return tf.strings.regex_replace(texts, self._cjk_class, " \\0 ")
+
+    def _replace_special_tokens(self, texts):
+        """texts: string [B] → string [B], each special token a placeholder between spaces."""
+        tf = self._tf
+        segments = self._tf_text.regex_split(texts, self._special_pattern, self._special_pattern)
+        placeholders = self.special_token_table.lookup(segments.flat_values)
+        flat = tf.where(placeholders == "", segments.flat_values, " " + placeholders + " ")
+        return tf.strings.reduce_join(segments.with_flat_values(flat), axis=1)
+
+    def _map_characters(self, texts):
+        """texts: string [R] → string [R], every character replaced by its `lowered` entry."""
+        tf = self._tf
+        chars = tf.strings.unicode_decode(texts, "UTF-8")  # int32 ragged [R, (C)]
+        code_points = chars.flat_values  # [C]
+        slots = self._slots(self._lowered_keys, code_points)
+        mapped = tf.gather(self._lowered_keys, slots) == code_points
+        replacements = tf.gather(self._lowered_values, slots)  # ragged [C, (chars it becomes)]
+        lengths = tf.where(mapped, tf.cast(replacements.row_lengths(), tf.int32), 1)
+        # output [C']: a mapped character's replacement, or the character itself.
+        source = tf.repeat(tf.range(tf.size(code_points)), lengths)
+        offsets = tf.range(tf.size(source)) - tf.gather(tf.cumsum(lengths, exclusive=True), source)
+        flat_replacements = replacements.flat_values
+        # An unmapped character's slot may be past the end (a mark that becomes nothing, last).
+        at = tf.gather(tf.cast(replacements.row_starts(), tf.int32), source) + offsets
+        replacement = tf.gather(
+            tf.concat([flat_replacements, [0]], 0), tf.minimum(at, tf.size(flat_replacements))
+        )
+        output = tf.where(tf.gather(mapped, source), replacement, tf.gather(code_points, source))
+        row_splits = tf.gather(
+            tf.concat([[0], tf.cumsum(tf.cast(lengths, tf.int64))], 0), chars.row_splits
+        )
+        output = self._canonical_order(output, row_splits)
+        keep = (
+            tf.gather(self._zero_class_marks, self._slots(self._zero_class_marks, output)) != output
+        )
+        row_splits = tf.gather(tf.concat([[0], tf.cumsum(tf.cast(keep, tf.int64))], 0), row_splits)
+        output = tf.RaggedTensor.from_row_splits(tf.boolean_mask(output, keep), row_splits)
+        return tf.strings.unicode_encode(output, "UTF-8")
+
+    def _slots(self, sorted_keys, code_points):
+        """Where each code point is or would be in sorted_keys, clipped to its last index."""
+        tf = self._tf
+        return tf.minimum(tf.searchsorted(sorted_keys, code_points), tf.size(sorted_keys) - 1)
+
+    def _canonical_order(self, code_points, row_splits):
+        """code_points: int32 [C'] in rows → the same with each run of marks stably sorted by
+        combining class, as NFD orders them; only texts whose marks are out of order are sorted."""
+        tf = self._tf
+        slots = self._slots(self._mark_class_keys, code_points)
+        classes = tf.where(
+            tf.gather(self._mark_class_keys, slots) == code_points,
+            tf.gather(self._mark_class_values, slots),
+            tf.zeros_like(slots, tf.int64),
+        )
+        out_of_order = tf.reduce_any((classes[:-1] > classes[1:]) & (classes[1:] > 0))
+
+        def sort_runs():
+            # A run starts at each character of class 0 and at each (non-empty) text's start.
+            text_starts = tf.boolean_mask(row_splits[:-1], row_splits[:-1] < row_splits[1:])
+            run_starts = tf.tensor_scatter_nd_max(
+                tf.cast(classes == 0, tf.int64), text_starts[:, None], tf.ones_like(text_starts)
+            )
+            order = tf.argsort(tf.cumsum(run_starts) * 256 + classes, stable=True)
+            return tf.gather(code_points, order)
+
+        return tf.cond(out_of_order, sort_runs, lambda: code_points)
 
     def encode_batch(self, texts):
-        """texts: iterable of str or bytes → list of lists of ids, one per text."""
-        texts = [convert_to_unicode(text) for text in texts]
+        """texts: list of str → list of lists of ids, one per text."""
         if not texts:
             return []
-        # A lone surrogate has no UTF-8 form, so TensorFlow cannot take the text: exact path.
-        unencodable = {i for i, text in enumerate(texts) if _SURROGATE_PATTERN.search(text)}
-        # ASCII texts need no character check unless some ASCII character disagrees.
-        checked_rows = [
-            i
-            for i, text in enumerate(texts)
-            if i not in unencodable and not (self._ascii_agrees and text.isascii())
+        # A lone surrogate has no UTF-8 form; in the reference it is a character no vocabulary
+        # piece holds, which makes its word [UNK]. A noncharacter no piece holds does the same.
+        texts = [
+            _SURROGATE_PATTERN.sub(self._surrogate_stand_in, text)
+            if not text.isascii() and _SURROGATE_PATTERN.search(text)
+            else text
+            for text in texts
         ]
-        char_sets = [set(texts[i]) for i in checked_rows]
-        self._learn_chars(set().union(*char_sets))
-        ids, has_long_word = self._run_fast(
-            [("" if i in unencodable else text) for i, text in enumerate(texts)]
-        )
-        exact_rows = {
-            i
-            for i, chars in zip(checked_rows, char_sets)
-            if not self._disagreeing_chars.isdisjoint(chars)
-        }
-        exact_rows.update(i for i, long_word in enumerate(has_long_word) if long_word)
-        exact_rows.update(unencodable)
-        if self._special_pattern is not None:
-            exact_rows.update(
-                i for i, text in enumerate(texts) if self._special_pattern.search(text)
+        if self._compiled_pieces is None:
+            self._compiled_pieces = self._tf.function(
+                self._flat_pieces_by_group,
+                input_signature=[self._tf.TensorSpec([None], self._tf.string)],
             )
-        for row in exact_rows:
-            ids[row] = self._exact_ids(texts[row])
-        self.texts_on_exact_path += len(exact_rows)
+        ids = [None] * len(texts)
+        # Hundreds of thousands of new lists: the garbage collector's passes over them would cost
+        # as much as making them, and they hold no cycles.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for rows, flat_ids, row_splits in self._compiled_pieces(
+                self._tf.constant(texts, self._tf.string)
+            ):
+                flat_ids = flat_ids.numpy().tolist()
+                row_splits = row_splits.numpy().tolist()
+                for row, start, end in zip(rows.numpy().tolist(), row_splits, row_splits[1:]):
+                    ids[row] = flat_ids[start:end]
+        finally:
+            if collecting:
+                gc.enable()
         return ids
 
+    def _flat_pieces_by_group(self, texts):
+        """texts: valid UTF-8 string [B] → per group (rows int32 [G], ids int64 [P], row_splits [G + 1])."""
+        return [
+            (rows, pieces.flat_values, pieces.row_splits)
+            for rows, pieces in self._pieces_by_group(texts, validate_utf8=False)
+        ]
 
-_ASCII_CHARS = "".join(chr(c) for c in range(128))
+
 _SURROGATE_PATTERN = re.compile("[\ud800-\udfff]")
+# Unicode's noncharacters: never assigned, so in no class and unchanged by every normalisation.
+_NONCHARACTERS = [chr(c) for c in range(0xFDD0, 0xFDF0)] + [
+    chr(plane + last) for plane in range(0, 0x110000, 0x10000) for last in (0xFFFE, 0xFFFF)
+]

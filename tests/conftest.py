@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import sys
+import unicodedata
 
 import pytest
 
@@ -173,3 +174,75 @@ def summary_values(output_dir, tag):
                 if value.tag == tag:
                     values[event.step] = float(tf.make_ndarray(value.tensor))
     return sorted(values.items())
+
+
+def _chars(*ranges):
+    return "".join(chr(c) for low, high in ranges for c in range(low, high + 1))
+
+
+# Characters of the kinds tokenizers get wrong, for generated texts.
+TEXT_ALPHABETS = {
+    "ascii": _chars((0x20, 0x7E)),
+    "latin": _chars((0xC0, 0x24F), (0x1E00, 0x1EFF)) + "ßẞĳŉǅǈǋǲſﬀﬁﬂﬃﬄﬅﬆ",
+    "greek": _chars((0x370, 0x3FF), (0x1F00, 0x1FFF)) + "ΣΣΣσς",
+    "cjk": _chars((0x4E00, 0x4E40), (0x3040, 0x30FF), (0xAC00, 0xAC40), (0xF900, 0xF920))
+    + "\U00020000\U0002a700\U0002f800",
+    "marks": _chars((0x300, 0x36F), (0x1AB0, 0x1ABE), (0x20D0, 0x20F0))
+    + "\u034f\u1715\u302e\u302f\U0001d165\U0001d16d\U0001d16e\u0f71\u0f72\u0f80",
+    "emoji": "🤗👍🏽😀🎉❤️‍🔥👩‍👩‍👧" + _chars((0x1F300, 0x1F320), (0xFE00, 0xFE0F)),
+    "controls": _chars((0x0, 0x1F), (0x7F, 0x9F)) + "\ufffd\ufeff",
+    "zero width": "\u200b\u200c\u200d\u200e\u200f\u2060\u2061\u2062\u2063\u2064\u00ad\u180e",
+    "spaces": " \t\n\r\u00a0\u1680\u2000\u2001\u2005\u200a\u2028\u2029\u202f\u205f\u3000\x0b\x0c\x1c\x85",
+    "punctuation": "!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~¡§«¶·»¿–—‘’“”…‰′″※⁂、。「」『』【】・！？",
+    "symbols": "½²³¹¼¾™©®°±×÷µ№Ⅻ①②⑩℃℉€£¥₹∞≠≤≥≮≯√∑∫" + "\u1fef\u1fed\u0387\u037e",
+    "other scripts": "ابتثجحخ" + "אבגדה" + "देवनागरी" + "ฤๅษีไทย" + "ქართული" + "Ꭰ ꭰ ᏸ ᏸ" + "𐐀𐐨𝐀𝐁𝔸",
+}
+
+
+def generated_text_strategy():
+    """A hypothesis strategy for texts mixing TEXT_ALPHABETS' characters, words of 150 to 250
+    characters (around the reference's 200-character limit), lone surrogates and literal
+    special tokens ([MASK], [CLS], [unused1], ...)."""
+    from hypothesis import strategies as st
+
+    segment = st.one_of(
+        *(st.text(st.sampled_from(chars), max_size=12) for chars in TEXT_ALPHABETS.values()),
+        st.text(st.sampled_from(TEXT_ALPHABETS["ascii"][33:] + "éΣ"), min_size=150, max_size=250),
+        st.text(st.sampled_from("aéΣ"), min_size=195, max_size=205),
+        st.sampled_from(["[MASK]", "[CLS]", "[SEP]", "[unused1]", "[UNK]", "[mask]", "[MASK"]),
+        st.sampled_from(["\ud800", "\udfff", "a\udc80b"]),
+        st.sampled_from([" ", "  ", "\t"]),
+        st.characters(),
+    )
+    return st.lists(segment, max_size=10).map("".join)
+
+
+@pytest.fixture(scope="session")
+def vocab_cases(bert_base_uncased_vocab, tmp_path_factory):
+    """Vocabularies the in-graph tokenizer must match FullTokenizer on: bert-base-uncased's; the
+    same with lines repeated (a repeated token's id is its last line's); with a piece for every
+    character generated_text_strategy draws; one without "##" pieces."""
+    with open(bert_base_uncased_vocab, encoding="utf-8") as reader:
+        tokens = reader.read().splitlines()
+    directory = tmp_path_factory.mktemp("vocabs")
+    repeated = directory / "repeated_lines.txt"
+    repeated.write_text("\n".join(tokens + ["the", "##s", "[MASK]", "é", ","]) + "\n", "utf-8")
+    # Every generated character, alone and as a continuation, in either case and normalised:
+    # a word of them is never [UNK], so each character's normalisation shows in the ids.
+    chars = set("".join(TEXT_ALPHABETS.values()))
+    chars |= {n for c in chars for n in unicodedata.normalize("NFD", c.lower()) + c.lower()}
+    chars = sorted(c for c in chars if not c.isspace() and unicodedata.category(c)[0] != "C")
+    every_char = directory / "every_generated_character.txt"
+    every_char.write_text(
+        "\n".join(tokens + [p + c for c in chars for p in ("", "##") if p + c not in tokens])
+        + "\n",
+        "utf-8",
+    )
+    no_suffixes = directory / "no_suffix_pieces.txt"
+    no_suffixes.write_text("\n".join(t for t in tokens if not t.startswith("##")) + "\n", "utf-8")
+    return {
+        "bert-base-uncased": bert_base_uncased_vocab,
+        "repeated lines": str(repeated),
+        "every generated character": str(every_char),
+        "no ## pieces": str(no_suffixes),
+    }

@@ -200,35 +200,107 @@ def test_hub_exports_load_and_equal_modeling(minilm_checkpoint, minilm_export):
         assert packed["input_mask"][0].numpy().tolist() == features["input_mask"]
 
 
+EXPORT_CASES = {
+    # case: (vocab_cases key, do_lower_case)
+    "uncased": ("bert-base-uncased", True),
+    "cased": ("bert-base-uncased", False),
+    "repeated vocab lines": ("repeated lines", True),
+    "every character a piece": ("every generated character", True),
+    "no ## pieces": ("no ## pieces", False),
+}
+GENERATED_PER_CASE = 4000  # 20,000 in all
+
+
+def export_tokenizers(vocab_file, do_lower_case, directory):
+    """preprocess/ and classifier/1/ as export_model.py writes them, for a vocabulary (the
+    classifier's weights are random: only its tokenizer is read here)."""
+    import export_model
+
+    tokenizer = tokenization.FullTokenizer(vocab_file, do_lower_case)
+    graph_tokenizer = export_model.GraphTokenizer(tokenizer)
+    packer = export_model.BertPacker(tokenizer.vocab["[CLS]"], tokenizer.vocab["[SEP]"])
+    export_model.save_atomically(
+        export_model.preprocess_export(graph_tokenizer, packer, vocab_file, do_lower_case, 128),
+        f"{directory}/preprocess",
+    )
+    config = modeling.BertConfig(
+        max(tokenizer.vocab.values()) + 1,
+        hidden_size=8,
+        num_hidden_layers=1,
+        num_attention_heads=1,
+        intermediate_size=8,
+    )
+    export, signatures = export_model.classifier_export(
+        modeling.BertClassifierModel(config, 2), graph_tokenizer, packer, ["0", "1"], 128
+    )
+    export_model.save_atomically(export, f"{directory}/classifier/1", signatures)
+    return tokenizer
+
+
 @pytest.mark.slow
-def test_preprocessing_ids_equal_full_tokenizer_on_real_text(
-    minilm_checkpoint, minilm_export, enwiki_lines
+@pytest.mark.parametrize("case", EXPORT_CASES)
+def test_exported_tokenizers_give_full_tokenizer_ids_on_real_and_generated_text(
+    case, vocab_cases, minilm_checkpoint, minilm_export, enwiki_lines, tmp_path
 ):
-    """Every enwiki_sample line: identical ids, except lines holding a character on which
-    tensorflow-text normalises otherwise than the reference (ß, ½, ², ... : the characters
-    FastBatchTokenizer routes to its exact path); those lines are counted and must be few."""
+    """preprocess/ through hub.load, hub.KerasLayer (its packed inputs, and its tokenize), and
+    classifier/1/'s tokenize: the ids of FullTokenizer on every enwiki_sample line (cased and
+    uncased) and on 4,000 generated texts a case, sent as UTF-8 bytes, lone surrogates as the
+    invalid bytes "surrogatepass" writes (FullTokenizer drops what it cannot decode). The
+    uncased preprocess/ is export_model.py's own, from the MiniLM checkpoint."""
     import tensorflow_hub as hub
-    import tensorflow_text  # noqa: F401
+    import tensorflow_text  # noqa: F401  (registers the ops the exports use, as for Hub's own)
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from conftest import generated_text_strategy
 
     del tensorflow_text
-
-    preprocess = hub.load(f"{minilm_export}/preprocess")
-    tokenizer = tokenization.FullTokenizer(f"{minilm_checkpoint}/vocab.txt")
-    fast = tokenization.FastBatchTokenizer(tokenizer)
-    lines = [line for line in enwiki_lines if line.strip()]
-    fast._learn_chars(set("".join(lines)))
-    differing = 0
-    for start in range(0, len(lines), 512):
-        batch = lines[start : start + 512]
-        pieces = preprocess.tokenize(tf.constant(batch)).merge_dims(-2, -1).to_list()
-        for line, ids in zip(batch, pieces):
-            if ids != tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line)):
-                differing += 1
-                assert (
-                    not fast._disagreeing_chars.isdisjoint(line)
-                    or len(max(line.split(), key=len)) > 60
-                ), line
-    print(
-        f"preprocessing model vs FullTokenizer: {len(lines) - differing}/{len(lines)} enwiki lines identical"
+    vocab, do_lower_case = EXPORT_CASES[case]
+    tokenizer = export_tokenizers(vocab_cases[vocab], do_lower_case, tmp_path)
+    preprocess_dir = (
+        f"{minilm_export}/preprocess" if case == "uncased" else f"{tmp_path}/preprocess"
     )
-    assert differing <= 0.01 * len(lines)
+    preprocess = hub.load(preprocess_dir)
+    packing_layer = hub.KerasLayer(preprocess_dir)
+    tokenize_layer = hub.KerasLayer(preprocess.tokenize)
+    classifier = tf.saved_model.load(f"{tmp_path}/classifier/1")
+    cls_id, sep_id = tokenizer.vocab["[CLS]"], tokenizer.vocab["[SEP]"]
+
+    def check(texts):
+        expected = [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text)) for text in texts]
+        batch = tf.constant(texts, tf.string)
+        packed = [[cls_id] + ids[:126] + [sep_id] for ids in expected]
+        packed = [ids + [0] * (128 - len(ids)) for ids in packed]
+        by_caller = {
+            "hub.load tokenize": preprocess.tokenize(batch),
+            "KerasLayer(tokenize)": tokenize_layer(batch),
+            "classifier tokenize": classifier.tokenize(batch),
+        }
+        for caller, words in by_caller.items():
+            got = words.merge_dims(-2, -1).to_list()
+            for text, got_ids, expected_ids in zip(texts, got, expected):
+                assert got_ids == expected_ids, (caller, text)
+        assert packing_layer(batch)["input_word_ids"].numpy().tolist() == packed
+
+    if vocab == "bert-base-uncased":
+        lines = [line.encode("utf-8") for line in enwiki_lines]
+        for start in range(0, len(lines), 1000):
+            check(lines[start : start + 1000])
+
+    checked = []
+
+    @settings(
+        max_examples=GENERATED_PER_CASE // 25,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(st.lists(generated_text_strategy(), min_size=25, max_size=25))
+    def check_generated(texts):
+        texts = [text.encode("utf-8", "surrogatepass") for text in texts]
+        checked.extend(texts)
+        check(texts)
+
+    check_generated()
+    assert len(checked) == GENERATED_PER_CASE

@@ -533,6 +533,18 @@ def test_a_misspelt_config_key_is_refused_and_the_released_configs_keys_load():
     assert modeling.BertConfig.from_dict(multilingual).to_dict() == multilingual
 
 
+def test_the_config_is_a_plain_holder_as_the_reference_s_is():
+    """The reference's own test_config_to_json_string: any values construct and serialise; a
+    model is not built from them."""
+    config = modeling.BertConfig(vocab_size=99, hidden_size=37)
+    assert json.loads(config.to_json_string())["hidden_size"] == 37
+    assert modeling.BertConfig.from_dict(config.to_dict()).hidden_size == 37
+    with pytest.raises(
+        errors.InputError, match="^bert config: hidden_size 37 is not a multiple of num_attention"
+    ):
+        modeling.BertModel(config)
+
+
 def test_bad_configs_fail_clearly(tmp_path):
     with pytest.raises(errors.InputError, match="bert config: vocab_size is missing"):
         modeling.BertConfig.from_dict({"hidden_size": 32})
@@ -543,9 +555,14 @@ def test_bad_configs_fail_clearly(tmp_path):
     with pytest.raises(
         errors.InputError, match="hidden_size 30 is not a multiple of num_attention_heads 4"
     ):
-        tiny_config(hidden_size=30)
+        modeling.BertModel(tiny_config(hidden_size=30))
     with pytest.raises(errors.InputError, match="hidden_act 'swish' is not one of"):
-        tiny_config(hidden_act="swish")
+        modeling.BertModel(tiny_config(hidden_act="swish"))
+    path.write_text(json.dumps(tiny_config(num_hidden_layers=0).to_dict()))
+    with pytest.raises(
+        errors.InputError, match=f"^{path}: bert config: num_hidden_layers must be a positive"
+    ):
+        modeling.BertConfig.from_json_file(str(path))
     path.write_text("{not json")
     with pytest.raises(errors.InputError, match="not valid JSON"):
         modeling.BertConfig.from_json_file(str(path))

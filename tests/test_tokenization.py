@@ -1,8 +1,11 @@
 """tokenization.py: the reference's unit cases, parity with Hugging Face, the fast batch path, bad input."""
 
 import os
+import unicodedata
 
 import pytest
+
+from conftest import generated_text_strategy
 
 import errors
 import tokenization
@@ -239,14 +242,38 @@ def test_unicode_facts_the_tokenizer_relies_on():
             assert not any(c.isspace() for c in normalised), hex(ord(char))
 
 
-def test_normalisation_turns_one_character_into_at_most_three():
-    limit = tokenization.FastBatchTokenizer._MAX_NORMALISED_CHARS_PER_CHAR
-    worst = max(
-        len(tokenization._strip_accents(chr(c).lower()))
-        for c in range(0x110000)
-        if not 0xD800 <= c < 0xE000
+def test_no_code_point_outside_the_tables_ranges_has_a_property_the_tokenizer_reads():
+    """The in-graph tokenizer's tables are read off planes 0 to 3 and 14: everything elsewhere is
+    unassigned or private use, unchanged by lower-casing and NFD, and in no class it reads."""
+    tables = tokenization._character_tables()
+    scanned = set().union(*map(set, tokenization._CODE_POINTS_WITH_PROPERTIES))
+    context_free = tokenization.CAPITAL_SIGMA
+    for code_point in range(0x110000):
+        if code_point in scanned or 0xD800 <= code_point < 0xE000:
+            continue
+        char = chr(code_point)
+        assert unicodedata.category(char) in ("Cn", "Co"), hex(code_point)
+        assert char.lower() == unicodedata.normalize("NFD", char) == char, hex(code_point)
+        # Neither cased nor case-ignorable: a sigma after it (after a letter) is not final (is).
+        assert (char + context_free).lower()[-1] == "\u03c3", hex(code_point)
+        assert ("A" + char + context_free).lower()[-1] == "\u03c3", hex(code_point)
+    assert tables.punctuation and tables.cased and tables.case_ignorable
+
+
+def test_punctuation_stays_punctuation_through_lower_casing_and_accent_stripping():
+    """The in-graph tokenizer splits off punctuation before it lower-cases non-ASCII words (then
+    splits their normalised forms again): right only if no punctuation character stops being one."""
+    tables = tokenization._character_tables()
+    punctuation = set(tables.punctuation)
+    for code_point in punctuation:
+        normalised = tables.lowered.get(code_point, [code_point])
+        assert len(normalised) == 1 and normalised[0] in punctuation, hex(code_point)
+    becoming_punctuation = sorted(
+        c
+        for c, normalised in tables.lowered.items()
+        if c not in punctuation and punctuation.intersection(normalised)
     )
-    assert worst <= limit
+    assert "".join(map(chr, becoming_punctuation)) == "\u1fef\u2260\u226e\u226f"
 
 
 # Parity with Hugging Face on real text.
@@ -286,7 +313,7 @@ def test_rust_bert_tokenizer_differs_only_by_final_sigma(enwiki_lines, bert_base
         assert [p.replace("ς", "σ") for p in ours.tokenize(line)] == theirs.tokenize(line)
 
 
-# The fast batch path.
+# The in-graph tokenizer (encode_batch).
 
 TRICKY_TEXTS = [
     "",
@@ -319,11 +346,17 @@ TRICKY_TEXTS = [
     "\u0130\u0307",
     "𝐀𝐁𝐂",
     "a\u0301\u0302b",
+    "ΑΣ'Σ ΑΣ.Σ ΑΣ\u0301 Σ. σΣ ς",
+    "a\U0001d16d\U0001d165b \u1100\u302f\u302e",
+    "\u1fef ≠ ≮≯ x\u2260y",
+    "ß½²™ ǈ ǅ Ꭰ",
+    "lone \ud800 surrogate\udfff",
+    "[MASK][SEP] a[unused1]b ΣΑΣ[MASK]",
 ]
 
 
 @pytest.mark.parametrize("do_lower_case,protect", [(True, False), (False, False), (True, True)])
-def test_fast_batch_path_equals_full_tokenizer_on_tricky_text(
+def test_encode_batch_equals_full_tokenizer_on_tricky_text(
     bert_base_uncased_vocab, do_lower_case, protect
 ):
     tokenizer = tokenization.FullTokenizer(
@@ -331,11 +364,14 @@ def test_fast_batch_path_equals_full_tokenizer_on_tricky_text(
     )
     expected = [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text)) for text in TRICKY_TEXTS]
     assert tokenizer.encode_batch(TRICKY_TEXTS) == expected
-    assert tokenizer.encode_batch([text.encode("utf-8") for text in TRICKY_TEXTS]) == expected
+    encodable = [text.encode("utf-8", "replace") for text in TRICKY_TEXTS]
+    assert tokenizer.encode_batch(encodable) == [
+        tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text)) for text in encodable
+    ]
     assert tokenizer.encode_batch([]) == []
 
 
-def test_fast_batch_path_equals_full_tokenizer_on_every_enwiki_line(
+def test_encode_batch_equals_full_tokenizer_on_every_enwiki_line(
     enwiki_lines, bert_base_uncased_vocab
 ):
     for do_lower_case in (True, False):
@@ -343,11 +379,91 @@ def test_fast_batch_path_equals_full_tokenizer_on_every_enwiki_line(
         expected = [
             tokenizer.convert_tokens_to_ids(tokenizer.tokenize(line)) for line in enwiki_lines
         ]
-        fast = tokenizer.encode_batch(enwiki_lines)
-        identical = sum(a == b for a, b in zip(fast, expected))
-        assert (identical, len(fast)) == (5514, 5514), f"do_lower_case={do_lower_case}"
-        # Most lines must really take the fast path, or the test would show nothing about it.
-        assert tokenizer._fast_path.texts_on_exact_path < 0.02 * len(enwiki_lines)
+        got = tokenizer.encode_batch(enwiki_lines)
+        identical = sum(a == b for a, b in zip(got, expected))
+        assert (identical, len(got)) == (5514, 5514), f"do_lower_case={do_lower_case}"
+
+
+def test_marks_out_of_canonical_order_are_reordered_as_nfd_reorders_them(tmp_path):
+    """Of the combining characters accent stripping keeps (all Mc), those of different classes
+    are sorted within a run of marks, across the marks that are dropped, but not across a mark
+    of class 0 (U+034F), which ends a run."""
+    marks = ["\U0001d165", "\U0001d16d", "\u302e", "\u1715"]  # classes 216, 226, 224, 9
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[UNK]", "a", "b"] + ["##" + m for m in marks]) + "\n", "utf-8")
+    tokenizer = tokenization.FullTokenizer(str(vocab), do_lower_case=True)
+    texts = [
+        "a\U0001d16d\U0001d165 b\u302e\U0001d165\u1715",
+        "A\U0001d16d\u0301\U0001d165",
+        "a\U0001d16d\u034f\U0001d165",
+        "\U0001d16d\U0001d165",
+    ]
+    expected = [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text)) for text in texts]
+    assert expected[0] == [1, 3, 4, 2, 6, 3, 5] and expected[2] == [1, 4, 3]
+    assert tokenizer.encode_batch(texts) == expected
+
+
+def test_every_printable_ascii_pair_splits_as_the_reference_splits(bert_base_uncased_vocab):
+    """Printable ASCII texts take tensorflow-text's own whitespace and punctuation split: every
+    pair of those characters, alone, inside a word and between words, cased and uncased."""
+    printable = [chr(c) for c in range(0x20, 0x7F)]
+    texts = [
+        f"{context}{a}{b}{context}"
+        for a in printable
+        for b in printable
+        for context in ("", "Ab", " ")
+    ]
+    texts.append("x" * 200 + " " + "x" * 201 + " " + "é" * 200)
+    for do_lower_case in (True, False):
+        tokenizer = tokenization.FullTokenizer(bert_base_uncased_vocab, do_lower_case)
+        expected = [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text)) for text in texts]
+        assert tokenizer.encode_batch(texts) == expected
+
+
+GENERATED_CASES = {
+    "uncased": ("bert-base-uncased", True, False),
+    "cased": ("bert-base-uncased", False, False),
+    "protected special tokens": ("bert-base-uncased", True, True),
+    "repeated vocab lines": ("repeated lines", True, False),
+    "every character a piece, uncased": ("every generated character", True, False),
+    "every character a piece, cased": ("every generated character", False, False),
+    "no ## pieces": ("no ## pieces", False, False),
+}
+# Hypothesis keeps examples small (a long list overruns its buffer and is dropped): many of 25.
+TEXTS_PER_EXAMPLE = 25
+EXAMPLES_PER_CASE = 200
+
+
+@pytest.mark.parametrize("case", GENERATED_CASES)
+def test_encode_batch_equals_full_tokenizer_on_generated_text(vocab_cases, case):
+    """5,000 generated texts a case (35,000 in all; conftest.generated_text_strategy)."""
+    from hypothesis import given, settings, HealthCheck
+    from hypothesis import strategies as st
+
+    vocab, do_lower_case, protect = GENERATED_CASES[case]
+    tokenizer = tokenization.FullTokenizer(vocab_cases[vocab], do_lower_case, protect)
+    reference = tokenization.FullTokenizer(vocab_cases[vocab], do_lower_case, protect)
+    checked = []
+
+    @settings(
+        max_examples=EXAMPLES_PER_CASE,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
+    @given(
+        st.lists(generated_text_strategy(), min_size=TEXTS_PER_EXAMPLE, max_size=TEXTS_PER_EXAMPLE)
+    )
+    def check(texts):
+        checked.extend(texts)
+        expected = [reference.convert_tokens_to_ids(reference.tokenize(text)) for text in texts]
+        got = tokenizer.encode_batch(texts)
+        for text, got_ids, expected_ids in zip(texts, got, expected):
+            assert got_ids == expected_ids, repr(text)
+
+    check()
+    assert len(checked) == TEXTS_PER_EXAMPLE * EXAMPLES_PER_CASE
 
 
 # SentencePiece.
@@ -380,3 +496,34 @@ def test_load_tokenizer_returns_wordpiece_without_spm(small_vocab_file):
     tokenizer = tokenization.load_tokenizer(small_vocab_file, do_lower_case=True)
     assert isinstance(tokenizer, tokenization.FullTokenizer)
     assert os.path.samefile(tokenizer.vocab_file, small_vocab_file)
+
+
+# The reference's own tests.
+
+
+def test_the_reference_tokenization_tests_pass_against_ours(monkeypatch):
+    """bert-tensorflow 1.0.4's tokenization_test.py with its `tokenization` swapped for ours: all
+    but test_full_tokenizer_preserve_unused, which sets the reference's --preserve_unused_tokens
+    flag (ours is FullTokenizer(protect_special_tokens=True), tested above)."""
+    import io
+    import unittest
+
+    from bert import tokenization_test as reference_tests
+
+    monkeypatch.setattr(reference_tests, "tokenization", tokenization)
+    names = [
+        name
+        for name in unittest.TestLoader().getTestCaseNames(reference_tests.TokenizationTest)
+        if name != "test_full_tokenizer_preserve_unused"
+    ]
+    assert "test_convert_tokens_to_ids" in names and len(names) == 10
+    result = unittest.TextTestRunner(stream=io.StringIO()).run(
+        unittest.TestSuite(reference_tests.TokenizationTest(name) for name in names)
+    )
+    assert result.wasSuccessful(), result.failures + result.errors
+
+
+def test_module_level_id_conversions():
+    vocab = {"[UNK]": 0, "un": 1, "##want": 2}
+    assert tokenization.convert_tokens_to_ids(vocab, ["un", "##want"]) == [1, 2]
+    assert tokenization.convert_ids_to_tokens({0: "[UNK]", 1: "un"}, [1, 0]) == ["un", "[UNK]"]
