@@ -217,6 +217,35 @@ def generated_text_strategy():
     return st.lists(segment, max_size=10).map("".join)
 
 
+GENERATED_TEXTS = 20000
+
+
+@pytest.fixture(scope="session")
+def generated_texts():
+    """GENERATED_TEXTS texts drawn from generated_text_strategy, the same on every run: drawn
+    once, as hypothesis's examples of 25 (a long list overruns its buffer and is dropped), for
+    the tests that check every tokenizer path on all of them."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    texts = []
+
+    @settings(
+        max_examples=GENERATED_TEXTS // 25,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(st.lists(generated_text_strategy(), min_size=25, max_size=25))
+    def draw(batch):
+        texts.extend(batch)
+
+    draw()
+    assert len(texts) == GENERATED_TEXTS
+    return texts
+
+
 @pytest.fixture(scope="session")
 def vocab_cases(bert_base_uncased_vocab, tmp_path_factory):
     """Vocabularies the in-graph tokenizer must match FullTokenizer on: bert-base-uncased's; the
@@ -246,3 +275,33 @@ def vocab_cases(bert_base_uncased_vocab, tmp_path_factory):
         "every generated character": str(every_char),
         "no ## pieces": str(no_suffixes),
     }
+
+
+def kill_9_then_resume(command, output_dir, checkpoint_step, timeout=300):
+    """Runs `command`, kills it (SIGKILL) once model.ckpt-<checkpoint_step> is complete, then runs
+    it again; returns (the step of the last checkpoint before the kill, the rerun's result)."""
+    import signal
+    import subprocess
+    import time
+
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not os.path.exists(os.path.join(output_dir, f"model.ckpt-{checkpoint_step}.index")):
+        assert process.poll() is None and time.time() < deadline, "no checkpoint appeared"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    with open(os.path.join(output_dir, "checkpoint"), encoding="utf-8") as reader:
+        killed_at = int(reader.readline().strip().rsplit("-", 1)[-1].rstrip('"'))
+    return killed_at, subprocess.run(command, capture_output=True, text=True)
+
+
+def tiny_bert_config(path, vocab_file):
+    """A two-layer, 32-wide BERT config over `vocab_file`'s tokens, written to `path`."""
+    import json
+
+    with open(vocab_file, encoding="utf-8") as reader:
+        vocab_size = len(reader.read().splitlines())
+    with open(path, "w", encoding="utf-8") as writer:
+        json.dump({**TINY_PRETRAINING_CONFIG, "vocab_size": vocab_size}, writer)
+    return path

@@ -1,11 +1,10 @@
-"""tokenization.py: the reference's unit cases, parity with Hugging Face, the fast batch path, bad input."""
+"""tokenization.py: the reference's unit cases, parity with Hugging Face, the in-graph tokenizer, bad input."""
 
 import os
 import unicodedata
 
 import pytest
 
-from conftest import generated_text_strategy
 
 import errors
 import tokenization
@@ -227,7 +226,7 @@ def test_spm_model_that_does_not_load_names_the_file(tmp_path):
         tokenization.SentencePieceTokenizer(str(bad_model))
 
 
-# Unicode facts the fast path relies on.
+# Unicode facts the in-graph tokenizer relies on.
 
 
 def test_unicode_facts_the_tokenizer_relies_on():
@@ -429,41 +428,16 @@ GENERATED_CASES = {
     "every character a piece, cased": ("every generated character", False, False),
     "no ## pieces": ("no ## pieces", False, False),
 }
-# Hypothesis keeps examples small (a long list overruns its buffer and is dropped): many of 25.
-TEXTS_PER_EXAMPLE = 25
-EXAMPLES_PER_CASE = 200
 
 
 @pytest.mark.parametrize("case", GENERATED_CASES)
-def test_encode_batch_equals_full_tokenizer_on_generated_text(vocab_cases, case):
-    """5,000 generated texts a case (35,000 in all; conftest.generated_text_strategy)."""
-    from hypothesis import given, settings, HealthCheck
-    from hypothesis import strategies as st
-
+def test_encode_batch_equals_full_tokenizer_on_generated_text(vocab_cases, generated_texts, case):
+    """All 20,000 generated texts (conftest.generated_texts) in each case."""
     vocab, do_lower_case, protect = GENERATED_CASES[case]
     tokenizer = tokenization.FullTokenizer(vocab_cases[vocab], do_lower_case, protect)
-    reference = tokenization.FullTokenizer(vocab_cases[vocab], do_lower_case, protect)
-    checked = []
-
-    @settings(
-        max_examples=EXAMPLES_PER_CASE,
-        deadline=None,
-        derandomize=True,
-        database=None,
-        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
-    )
-    @given(
-        st.lists(generated_text_strategy(), min_size=TEXTS_PER_EXAMPLE, max_size=TEXTS_PER_EXAMPLE)
-    )
-    def check(texts):
-        checked.extend(texts)
-        expected = [reference.convert_tokens_to_ids(reference.tokenize(text)) for text in texts]
-        got = tokenizer.encode_batch(texts)
-        for text, got_ids, expected_ids in zip(texts, got, expected):
-            assert got_ids == expected_ids, repr(text)
-
-    check()
-    assert len(checked) == TEXTS_PER_EXAMPLE * EXAMPLES_PER_CASE
+    got = tokenizer.encode_batch(generated_texts)
+    for text, got_ids in zip(generated_texts, got):
+        assert got_ids == tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text)), repr(text)
 
 
 # SentencePiece.
