@@ -27,7 +27,9 @@ Never half-written. An output is written under a temporary name beside it, then 
 
 import atexit
 import contextlib
+import csv
 import glob
+import io
 import os
 import socket
 import struct
@@ -483,3 +485,31 @@ class TFRecordWriter:
 
     def __exit__(self, *exc_info):
         self.close()
+
+
+def read_table(path, delimiter="\t"):
+    """Rows of a tsv/csv file as lists of strings, row i on line i + 1 (the GLUE files quote nothing:
+    QUOTE_NONE for tsv). A csv record that quoting carries over several lines is an InputError:
+    it is almost always an unbalanced quote that would swallow rows."""
+    if not exists(path):
+        raise InputError(f"{path}: file not found")
+    text = read_text(path)
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    reader = csv.reader(
+        io.StringIO(text, newline=""),
+        delimiter=delimiter,
+        quotechar=None if delimiter == "\t" else '"',
+        quoting=quoting,
+    )
+    rows = []
+    try:
+        for row in reader:
+            if reader.line_num != len(rows) + 1:
+                raise InputError(
+                    f"{path}:{len(rows) + 1}: a quoted field runs on to line {reader.line_num} "
+                    "(an unbalanced quote? fields holding line breaks are not supported)"
+                )
+            rows.append(row)
+    except csv.Error as error:
+        raise InputError(f"{path}:{reader.line_num}: {error}") from None
+    return rows

@@ -556,8 +556,8 @@ class MaskedLMHead(tf.Module):
 class OutputWeightsHead(tf.Module):
     """logits = x·output_weightsᵀ + output_bias, output_weights [L, H] as the reference stores them.
 
-    Serves next-sentence (`cls/seq_relationship`, L 2), the classifier (root scope, L labels) and
-    SQuAD (`cls/squad`, L 2 for start and end).
+    Serves next-sentence (`cls/seq_relationship`, L 2), the classifier and the tagger (root scope,
+    L labels), multiple choice (root scope, L 1) and SQuAD (`cls/squad`, L 2 for start and end).
     """
 
     def __init__(self, config, scope, num_outputs):
@@ -705,6 +705,43 @@ class BertSquadModel(tf.Module):
             self.bert(input_ids, input_mask, token_type_ids, training).sequence_output
         )  # [B, S, 2]
         return logits[:, :, 0], logits[:, :, 1]
+
+
+class BertTokenClassifierModel(tf.Module):
+    """The encoder with a tagging head on every token, named as the reference's classifier:
+    dropout 0.1 on the sequence output, `output_weights` [L, H], `output_bias` [L]."""
+
+    def __init__(self, config, num_labels, compute_dtype=tf.float32, use_one_hot_embeddings=False):
+        super().__init__()
+        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
+        self.classifier = OutputWeightsHead(config, "", num_labels)
+
+    def __call__(self, input_ids, input_mask, token_type_ids, training=False):
+        """int [B, S] inputs → float32 logits [B, S, L]."""
+        sequence = self.bert(input_ids, input_mask, token_type_ids, training).sequence_output
+        return self.classifier(dropout(sequence, CLASSIFIER_DROPOUT_PROB, training))
+
+
+class BertMultipleChoiceModel(tf.Module):
+    """The encoder scoring each choice's pooled output, after dropout 0.1, with one vector:
+    `output_weights` [1, H], `output_bias` [1]; a softmax over the choices gives their odds."""
+
+    def __init__(self, config, compute_dtype=tf.float32, use_one_hot_embeddings=False):
+        super().__init__()
+        self.bert = BertModel(config, compute_dtype, use_one_hot_embeddings)
+        self.classifier = OutputWeightsHead(config, "", 1)
+
+    def __call__(self, input_ids, input_mask, token_type_ids, training=False):
+        """int [B, C, S] inputs, C choices → float32 logits [B, C]."""
+        shape = tf.shape(input_ids)
+        pooled = self.bert(
+            tf.reshape(input_ids, [-1, shape[2]]),
+            tf.reshape(input_mask, [-1, shape[2]]),
+            tf.reshape(token_type_ids, [-1, shape[2]]),
+            training,
+        ).pooled_output  # [B·C, H]
+        logits = self.classifier(dropout(pooled, CLASSIFIER_DROPOUT_PROB, training))  # [B·C, 1]
+        return tf.reshape(logits, shape[:2])
 
 
 # The reference checkpoint format: a TensorFlow V2 bundle keyed by variable name.

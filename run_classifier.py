@@ -23,9 +23,7 @@ index, prediction).
 """
 
 import collections
-import csv
 import functools
-import io
 import os
 
 from absl import flags
@@ -50,11 +48,7 @@ shared_flags.define_vocab_flags()
 shared_flags.define_spm_model_file()
 shared_flags.define_max_seq_length()
 shared_flags.define_label_list("tsv/csv task: the labels (default: those found in train, sorted).")
-flags.DEFINE_string(
-    "data_dir",
-    None,
-    "The input data dir. Should contain the .tsv files (or other data files) for the task.",
-)
+shared_flags.define_data_dir()
 flags.DEFINE_string("task_name", None, "The name of the task to train.")
 flags.DEFINE_string("xnli_language", "zh", "XNLI: the language to fine-tune and evaluate on.")
 flags.DEFINE_string(
@@ -76,34 +70,6 @@ InputExample = collections.namedtuple("InputExample", ["guid", "text_a", "text_b
 
 
 # Reading tables.
-
-
-def read_table(path, delimiter="\t"):
-    """Rows of a tsv/csv file as lists of strings, row i on line i + 1 (the GLUE files quote nothing:
-    QUOTE_NONE for tsv). A csv record that quoting carries over several lines is an InputError:
-    it is almost always an unbalanced quote that would swallow rows."""
-    if not file_io.exists(path):
-        raise errors.InputError(f"{path}: file not found")
-    text = file_io.read_text(path)
-    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    reader = csv.reader(
-        io.StringIO(text, newline=""),
-        delimiter=delimiter,
-        quotechar=None if delimiter == "\t" else '"',
-        quoting=quoting,
-    )
-    rows = []
-    try:
-        for row in reader:
-            if reader.line_num != len(rows) + 1:
-                raise errors.InputError(
-                    f"{path}:{len(rows) + 1}: a quoted field runs on to line {reader.line_num} "
-                    "(an unbalanced quote? fields holding line breaks are not supported)"
-                )
-            rows.append(row)
-    except csv.Error as error:
-        raise errors.InputError(f"{path}:{reader.line_num}: {error}") from None
-    return rows
 
 
 def cell(path, line_number, row, index, what):
@@ -155,7 +121,7 @@ class Task:
         examples = []
         header = self.header[split] if isinstance(self.header, dict) else self.header
         keep = self.row_filters.get(split, lambda row: True)
-        for line_number, row in enumerate(read_table(path, self.delimiter), start=1):
+        for line_number, row in enumerate(file_io.read_table(path, self.delimiter), start=1):
             if (header and line_number == 1) or not row or not keep(row):
                 continue
             text_a = cell(path, line_number, row, text_a_index, "text_a").strip()
@@ -299,7 +265,7 @@ def table_task(task_name, data_dir):
     extension = task_name
     train_path = os.path.join(data_dir, f"train.{extension}")
     header = (
-        (read_table(train_path, delimiter) or [[]])[0]
+        (file_io.read_table(train_path, delimiter) or [[]])[0]
         if FLAGS.skip_header and file_io.exists(train_path)
         else []
     )
@@ -328,7 +294,7 @@ def table_task(task_name, data_dir):
     labels = FLAGS.label_list
     if labels is None:
         first = 2 if FLAGS.skip_header else 1
-        rows = read_table(train_path, delimiter)[first - 1 :]
+        rows = file_io.read_table(train_path, delimiter)[first - 1 :]
         labels = sorted(
             {
                 cell(train_path, first + i, row, label, "the label").strip()
@@ -517,15 +483,12 @@ def task_metrics(task_name, task, labels, outputs):
 
 def main(argv):
     del argv
-    if not (FLAGS.do_train or FLAGS.do_eval or FLAGS.do_predict):
-        raise errors.InputError(
-            "at least one of --do_train, --do_eval or --do_predict must be True"
-        )
-    for name in ("data_dir", "task_name", "output_dir") + (
-        () if FLAGS.hub_module_handle else ("bert_config_file",)
-    ):
-        if not getattr(FLAGS, name):
-            raise errors.InputError(f"--{name} is required")
+    splits = shared_flags.fine_tuning_splits(
+        "data_dir",
+        "task_name",
+        "output_dir",
+        *(() if FLAGS.hub_module_handle else ("bert_config_file",)),
+    )
 
     # Data.
     strategy = training.create_strategy(**shared_flags.strategy_options())
@@ -554,15 +517,6 @@ def main(argv):
     modeling.check_max_seq_length(FLAGS.max_seq_length, config, config_source)
     task = get_task(FLAGS.task_name, FLAGS.data_dir)
     tokenizer = tokenization.load_tokenizer(vocab_file, do_lower_case, FLAGS.spm_model_file)
-    splits = [
-        split
-        for split, wanted in (
-            ("train", FLAGS.do_train),
-            ("dev", FLAGS.do_eval),
-            ("test", FLAGS.do_predict),
-        )
-        if wanted
-    ]
     examples = {split: task.examples(FLAGS.data_dir, split) for split in splits}
     num_labels = 1 if task.is_regression else len(task.labels)
 

@@ -67,12 +67,7 @@ flags.DEFINE_string("train_file", None, "SQuAD json for training. E.g., train-v1
 flags.DEFINE_string(
     "predict_file", None, "SQuAD json for predictions. E.g., dev-v1.1.json or test-v1.1.json"
 )
-flags.DEFINE_integer(
-    "doc_stride",
-    128,
-    "When splitting up a long document into chunks, how much stride to take between chunks.",
-    lower_bound=1,
-)
+shared_flags.define_doc_stride()
 flags.DEFINE_integer(
     "max_query_length",
     64,
@@ -269,31 +264,6 @@ def has_gold_answers(path, data, version_2_with_negative):
 # Features.
 
 
-def doc_spans(num_tokens, max_tokens_for_doc, doc_stride):
-    """[(start, length)] windows over num_tokens pieces; the last one ends at the last piece."""
-    spans, start = [], 0
-    while start < num_tokens:
-        length = min(num_tokens - start, max_tokens_for_doc)
-        spans.append((start, length))
-        if start + length == num_tokens:
-            break
-        start += min(length, doc_stride)
-    return spans
-
-
-def is_max_context(spans, span_index, position):
-    """Whether span `span_index` gives piece `position` the most context: the largest
-    min(left, right) context, plus 0.01 × span length to break ties; the first span wins ties."""
-    best_score, best_index = None, None
-    for index, (start, length) in enumerate(spans):
-        end = start + length - 1
-        if start <= position <= end:
-            score = min(position - start, end - position) + 0.01 * length
-            if best_score is None or score > best_score:
-                best_score, best_index = score, index
-    return span_index == best_index
-
-
 def improve_answer_span(doc_pieces, start, end, tokenizer, orig_answer_text):
     """The tightest piece span inside [start, end] whose pieces are the answer's own pieces.
 
@@ -343,7 +313,7 @@ def featurize_example(
             f"--max_seq_length={max_seq_length} leaves no room for the context after a "
             f"question of {len(query_pieces)} pieces: lower --max_query_length"
         )
-    spans = doc_spans(len(doc_pieces), max_tokens_for_doc, doc_stride)
+    spans = tokenization.doc_spans(len(doc_pieces), max_tokens_for_doc, doc_stride)
     features = []
     for span_index, (span_start, span_length) in enumerate(spans):
         tokens = ["[CLS]"] + query_pieces + ["[SEP]"]
@@ -351,7 +321,9 @@ def featurize_example(
         token_to_orig_map, token_is_max_context = {}, {}
         for piece_index in range(span_start, span_start + span_length):
             token_to_orig_map[len(tokens)] = piece_to_word[piece_index]
-            token_is_max_context[len(tokens)] = is_max_context(spans, span_index, piece_index)
+            token_is_max_context[len(tokens)] = tokenization.is_max_context(
+                spans, span_index, piece_index
+            )
             tokens.append(doc_pieces[piece_index])
         tokens.append("[SEP]")
         segment_ids += [1] * (span_length + 1)

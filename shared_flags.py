@@ -19,6 +19,8 @@ This module imports no TensorFlow: create_pretraining_data's workers import it.
 
 from absl import flags
 
+from errors import InputError
+
 FLAGS = flags.FLAGS
 
 # Flags defined below belong to the module that called the definer, not to this one.
@@ -108,6 +110,25 @@ def define_max_seq_length():
         128,
         "The maximum total input sequence length after WordPiece tokenization. Sequences longer than this "
         "will be truncated, and sequences shorter than this will be padded.",
+        lower_bound=1,
+    )
+
+
+def define_data_dir():
+    _define(
+        flags.DEFINE_string,
+        "data_dir",
+        None,
+        "The input data dir. Should contain the .tsv files (or other data files) for the task.",
+    )
+
+
+def define_doc_stride():
+    _define(
+        flags.DEFINE_integer,
+        "doc_stride",
+        128,
+        "When splitting up a long document into chunks, how much stride to take between chunks.",
         lower_bound=1,
     )
 
@@ -206,6 +227,26 @@ def define_strategy_flags():
         "(distribution without accelerators, for testing).",
         lower_bound=1,
     )
+
+
+def fine_tuning_splits(*required):
+    """The splits --do_train, --do_eval and --do_predict ask for ("train", "dev", "test"), in that
+    order. InputError when none is asked for, or when a flag of `required` is empty."""
+    splits = [
+        split
+        for split, wanted in (
+            ("train", FLAGS.do_train),
+            ("dev", FLAGS.do_eval),
+            ("test", FLAGS.do_predict),
+        )
+        if wanted
+    ]
+    if not splits:
+        raise InputError("at least one of --do_train, --do_eval or --do_predict must be True")
+    for name in required:
+        if not getattr(FLAGS, name):
+            raise InputError(f"--{name} is required")
+    return splits
 
 
 def strategy_options():

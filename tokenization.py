@@ -488,6 +488,31 @@ def pack_segments(tokenizer, tokens_a, tokens_b, max_seq_length):
     }
 
 
+def doc_spans(num_tokens, max_tokens_for_doc, doc_stride):
+    """[(start, length)] windows over num_tokens pieces; the last one ends at the last piece."""
+    spans, start = [], 0
+    while start < num_tokens:
+        length = min(num_tokens - start, max_tokens_for_doc)
+        spans.append((start, length))
+        if start + length == num_tokens:
+            break
+        start += min(length, doc_stride)
+    return spans
+
+
+def is_max_context(spans, span_index, position):
+    """Whether span `span_index` gives piece `position` the most context: the largest
+    min(left, right) context, plus 0.01 × span length to break ties; the first span wins ties."""
+    best_score, best_index = None, None
+    for index, (start, length) in enumerate(spans):
+        end = start + length - 1
+        if start <= position <= end:
+            score = min(position - start, end - position) + 0.01 * length
+            if best_score is None or score > best_score:
+                best_score, best_index = score, index
+    return span_index == best_index
+
+
 def load_tokenizer(
     vocab_file, do_lower_case=True, spm_model_file=None, protect_special_tokens=False
 ):

@@ -39,7 +39,14 @@ CHECKPOINT_PREFIX = "model.ckpt"
 # A progress line at least this often (seconds), whatever iterations_per_loop is, off TPU.
 PROGRESS_SECONDS = 30.0
 # The features of every BERT task that are [batch, max_seq_length]: dynamic padding cuts them.
-SEQUENCE_FEATURES = ("input_ids", "input_mask", "segment_ids")
+# The features with a position axis (the last), which dynamic padding cuts.
+SEQUENCE_FEATURES = (
+    "input_ids",
+    "input_mask",
+    "segment_ids",
+    "token_label_ids",
+    "token_label_mask",
+)
 
 
 def create_strategy(
@@ -150,8 +157,9 @@ def length_buckets(max_length):
 
 
 def pad_to_length_bucket(features):
-    """A batch {name: [b, ...]} with its sequence features [b, S] cut to the smallest of
-    length_buckets(S) that holds its longest example (the most ones of a row of input_mask).
+    """A batch {name: [b, ..., S]} with its sequence features cut on their last axis to the
+    smallest of length_buckets(S) that holds its longest sequence (the most ones of a row of
+    input_mask; [b, S], or [b, choices, S] for multiple choice).
 
     What the cut removes is padding: positions past every example's length, which attention
     masks out and no label points at, so the model's outputs at the kept positions are unchanged.
@@ -159,12 +167,12 @@ def pad_to_length_bucket(features):
     """
     if "input_mask" not in features:
         return features
-    max_length = features["input_mask"].shape[1]
+    max_length = features["input_mask"].shape[-1]
     buckets = tf.constant(length_buckets(max_length), tf.int32)
-    longest = tf.reduce_max(tf.reduce_sum(tf.cast(features["input_mask"], tf.int32), axis=1))
+    longest = tf.reduce_max(tf.reduce_sum(tf.cast(features["input_mask"], tf.int32), axis=-1))
     length = buckets[tf.searchsorted(buckets, longest[tf.newaxis])[0]]
     return {
-        name: tensor[:, :length] if name in SEQUENCE_FEATURES else tensor
+        name: tensor[..., :length] if name in SEQUENCE_FEATURES else tensor
         for name, tensor in features.items()
     }
 
@@ -191,7 +199,10 @@ def record_dataset_fn(
         if not is_training:
             dataset = tf.data.TFRecordDataset(files).shard(pipelines, index)
             return batch_every_example(
-                dataset.batch(256).map(parse_batch).unbatch(), batch_size, dynamic_padding
+                dataset.batch(256).map(parse_batch).unbatch(),
+                batch_size,
+                dynamic_padding,
+                input_context.num_replicas_in_sync // pipelines,
             )
         by_file = len(files) >= pipelines
         dataset = tf.data.Dataset.from_tensor_slices(files)
@@ -218,10 +229,12 @@ def record_dataset_fn(
     return dataset_fn
 
 
-def batch_every_example(dataset, batch_size, dynamic_padding=False):
-    """Batches of every example of `dataset`, in order, with `is_real_example` 1; the last batch is
-    padded with all-zero examples whose is_real_example is 0. Static-shaped, or each batch cut to
-    its length bucket with dynamic_padding."""
+def batch_every_example(dataset, batch_size, dynamic_padding=False, replicas=1):
+    """Batches of every example of `dataset`, in order, with `is_real_example` 1, padded with
+    all-zero examples whose is_real_example is 0 to a whole number of batches for each of the
+    pipeline's `replicas` (a replica left without a batch would get an empty one, whose unknown
+    length dynamic padding cannot trace). Static-shaped, or each batch cut to its length bucket
+    with dynamic_padding."""
     dataset = dataset.map(
         lambda features: {**features, "is_real_example": tf.constant(1, tf.int32)}
     )
@@ -229,8 +242,11 @@ def batch_every_example(dataset, batch_size, dynamic_padding=False):
     padding = tf.data.Dataset.from_tensors(
         tf.nest.map_structure(lambda spec: tf.zeros(spec.shape, spec.dtype), dataset.element_spec)
     )
-    dataset = dataset.concatenate(padding.repeat(batch_size - 1)).batch(
-        batch_size, drop_remainder=True
+    dataset = (
+        dataset.concatenate(padding.repeat(batch_size * replicas - 1))
+        .batch(batch_size * replicas, drop_remainder=True)
+        .unbatch()
+        .batch(batch_size, drop_remainder=True)  # drops nothing: static-shaped, as the TPU needs
     )
     if dynamic_padding:
         dataset = dataset.map(pad_to_length_bucket)
@@ -758,6 +774,7 @@ class Trainer:
                 dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id),
                 batch_size,
                 self.dynamic_padding,
+                input_context.num_replicas_in_sync // input_context.num_input_pipelines,
             )
 
         yield from self._predict(

@@ -235,6 +235,33 @@ SQUAD_TEST = write(
         {"data": [{"paragraphs": [{"context": "a b", "qas": [{"id": "1", "question": "?"}]}]}]}
     ),
 )
+NER = [
+    "--data_dir=conll",
+    "--vocab_file=vocab.txt",
+    "--bert_config_file=bert_config.json",
+    "--output_dir=ner",
+    "--do_train=True",
+    "--max_seq_length=32",
+    "--train_batch_size=4",
+    "--use_xla=False",
+]
+CONLL = "-DOCSTART- -X- -X- O\n\nthe DT B-NP B-PER\ncat NN I-NP I-PER\nsat VBD B-VP O\n\n"
+
+SWAG = [
+    "--data_dir=swag",
+    "--vocab_file=vocab.txt",
+    "--bert_config_file=bert_config.json",
+    "--output_dir=mc",
+    "--do_train=True",
+    "--max_seq_length=32",
+    "--train_batch_size=2",
+    "--use_xla=False",
+]
+SWAG_HEADER = (
+    "video-id,fold-ind,startphrase,sent1,sent2,gold-source,ending0,ending1,ending2,ending3"
+)
+SWAG_TRAIN = SWAG_HEADER + ",label\n" + "v,0,x,the cat sat.,it,gold,ran.,sat.,slept.,ate.,1\n" * 4
+
 GLUE_TRAIN = "sentence\tlabel\n" + "".join(f"the cat sat number {i}\t{i % 2}\n" for i in range(8))
 
 CASES = [
@@ -1125,6 +1152,113 @@ CASES = [
         replaced(EM, max_seq_length=0),
         "flag --max_seq_length=0",
     ),
+    # run_ner.py
+    case(
+        "ner_column_count",
+        "run_ner",
+        NER,
+        "conll/train.txt:4: 2 columns, but the file's first token line has 4",
+        setup=write("conll/train.txt", "the DT B-NP B-PER\ncat NN I-NP I-PER\n\nsat O\n"),
+    ),
+    case(
+        "ner_tag_of_no_known_form",
+        "run_ner",
+        NER,
+        "conll/train.txt:2: tag 'PER' is neither O nor B-, I-, E- or S- and a type",
+        setup=write("conll/train.txt", "the DT B-NP O\ncat NN I-NP PER\n"),
+    ),
+    case(
+        "ner_dev_tag_not_in_train",
+        "run_ner",
+        NER + ["--do_eval=True"],
+        "conll/valid.txt:3: tag 'B-LOC' is not among the labels (B-PER, I-PER, O)",
+        setup=write("conll/valid.txt", "-DOCSTART- -X- -X- O\n\nParis NNP B-NP B-LOC\n"),
+    ),
+    case(
+        "ner_no_sentence",
+        "run_ner",
+        NER,
+        "conll/train.txt: holds no sentence",
+        setup=write("conll/train.txt", "-DOCSTART- -X- -X- O\n\n\n"),
+    ),
+    case(
+        "ner_one_column_train",
+        "run_ner",
+        NER,
+        "conll/train.txt:1: one column, but a train file needs the token and its tag",
+        setup=write("conll/train.txt", "the\ncat\n"),
+    ),
+    case(
+        "ner_no_dev_file",
+        "run_ner",
+        NER + ["--do_eval=True"],
+        "--data_dir=conll: has no dev.txt or valid.txt",
+    ),
+    case(
+        "ner_bad_label_list",
+        "run_ner",
+        NER + ["--label_list=O,PER"],
+        "--label_list: tag 'PER' is neither O nor",
+    ),
+    case(
+        "ner_doc_stride_0",
+        "run_ner",
+        NER + ["--doc_stride=0"],
+        "flag --doc_stride=0: 0 is not a positive integer",
+    ),
+    # run_swag.py
+    case(
+        "swag_label_out_of_range",
+        "run_swag",
+        SWAG,
+        "swag/train.csv:3: label '4' is not an ending's index (0 to 3)",
+        setup=write(
+            "swag/train.csv",
+            SWAG_HEADER + ",label\nv,0,x,a.,b,g,c.,d.,e.,f.,1\nv,0,x,a.,b,g,c.,d.,e.,f.,4\n",
+        ),
+    ),
+    case(
+        "swag_column_count",
+        "run_swag",
+        SWAG,
+        "swag/train.csv:2: 10 columns, but the header has 11",
+        setup=write(
+            "swag/train.csv", SWAG_HEADER + ",label\nv,0,x,the cat.,it,gold,ran.,sat.,slept.,1\n"
+        ),
+    ),
+    case(
+        "swag_no_endings",
+        "run_swag",
+        SWAG,
+        "swag/train.csv:1: the header needs sent1, sent2 and ending0, ending1",
+        setup=write("swag/train.csv", "sent1,sent2,label\nthe cat.,it,0\n"),
+    ),
+    case(
+        "swag_empty_context",
+        "run_swag",
+        SWAG,
+        "swag/train.csv:2: sent1, the context, is empty",
+        setup=write(
+            "swag/train.csv", SWAG_HEADER + ",label\nv,0,x, ,it,gold,ran.,sat.,slept.,ate.,0\n"
+        ),
+    ),
+    case(
+        "swag_unbalanced_quote",
+        "run_swag",
+        SWAG,
+        "swag/train.csv:2: a quoted field runs on to line",
+        setup=write(
+            "swag/train.csv",
+            SWAG_HEADER
+            + ',label\nv,0,x,"the cat.,it,gold,ran.,sat.,slept.,ate.,0\nv,0,x,a,b,g,c,d,e,f,0\n',
+        ),
+    ),
+    case(
+        "swag_no_val_file",
+        "run_swag",
+        SWAG + ["--do_eval=True"],
+        "swag/val.csv: file not found",
+    ),
 ]
 
 
@@ -1156,6 +1290,10 @@ def write_work_folder(work, pretraining_data):
         'model_checkpoint_path: "model.ckpt-3"\nall_model_checkpoint_paths: "model.ckpt-3"\n'
     )
 
+    (work / "swag").mkdir()
+    (work / "swag" / "train.csv").write_text(SWAG_TRAIN, encoding="utf-8")
+    (work / "conll").mkdir()
+    (work / "conll" / "train.txt").write_text(CONLL, encoding="utf-8")
     (work / "glue").mkdir()
     for split in ("train", "dev"):
         (work / "glue" / f"{split}.tsv").write_text(GLUE_TRAIN, encoding="utf-8")
@@ -1275,6 +1413,8 @@ def test_the_sweep_has_at_least_80_cases_over_every_script():
         "prepare_pretraining_text",
         "convert_checkpoint",
         "export_model",
+        "run_ner",
+        "run_swag",
     }
 
 
@@ -1307,10 +1447,8 @@ def test_bad_input(each, outcomes):
 
 def test_a_bom_does_not_make_a_label(tmp_path):
     """#7: a csv saved as utf-8-sig, labels first: the labels stay '0' and '1'."""
-    import run_classifier
-
     (tmp_path / "train.csv").write_text("\ufeff1,the cat\n0,a dog\n", encoding="utf-8")
-    rows = run_classifier.read_table(str(tmp_path / "train.csv"), ",")
+    rows = file_io.read_table(str(tmp_path / "train.csv"), ",")
     assert rows == [["1", "the cat"], ["0", "a dog"]]
 
 

@@ -92,21 +92,21 @@ def test_split_context_maps_every_character_to_its_word():
 
 
 def test_doc_spans_and_max_context_by_hand():
-    assert run_squad.doc_spans(10, 4, 3) == [(0, 4), (3, 4), (6, 4)]
-    assert run_squad.doc_spans(10, 4, 6) == [
+    assert tokenization.doc_spans(10, 4, 3) == [(0, 4), (3, 4), (6, 4)]
+    assert tokenization.doc_spans(10, 4, 6) == [
         (0, 4),
         (4, 4),
         (8, 2),
     ]  # stride capped at the span length
-    assert run_squad.doc_spans(3, 4, 2) == [(0, 3)]
+    assert tokenization.doc_spans(3, 4, 2) == [(0, 3)]
     spans = [(0, 5), (3, 5), (6, 5)]
     # piece 4: span 0 min(4 left, 0 right) = 0, span 1 min(1, 3) = 1.
-    assert [run_squad.is_max_context(spans, i, 4) for i in range(3)] == [False, True, False]
+    assert [tokenization.is_max_context(spans, i, 4) for i in range(3)] == [False, True, False]
     # piece 6: span 1 min(3, 1) = 1, span 2 min(0, 4) = 0.
-    assert [run_squad.is_max_context(spans, i, 6) for i in range(3)] == [False, True, False]
+    assert [tokenization.is_max_context(spans, i, 6) for i in range(3)] == [False, True, False]
     # a tie in context goes to the longer span (0.01 per piece), then to the earlier one.
-    assert run_squad.is_max_context([(0, 4), (1, 6)], 1, 2)
-    assert run_squad.is_max_context([(0, 5), (2, 5)], 0, 3) and not run_squad.is_max_context(
+    assert tokenization.is_max_context([(0, 4), (1, 6)], 1, 2)
+    assert tokenization.is_max_context([(0, 5), (2, 5)], 0, 3) and not tokenization.is_max_context(
         [(0, 5), (2, 5)], 1, 3
     )
 

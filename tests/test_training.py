@@ -600,3 +600,21 @@ def test_squad_steps_compile_as_on_tpu(tpu_trainer_factory, tmp_path):
         4,
         False,
     )
+
+
+def test_every_replica_gets_a_whole_batch_of_every_evaluation_example_in_order():
+    """12 examples, batches of 4, two replicas on the pipeline: four batches (the last all
+    padding), so no replica is left with an empty batch; the real examples in order."""
+    import training
+
+    examples = tf.data.Dataset.from_tensor_slices({"input_ids": tf.range(1, 13)[:, None]})
+    batches = list(training.batch_every_example(examples, 4, replicas=2))
+    assert len(batches) == 4
+    ids = [
+        int(i)
+        for b in batches
+        for i, real in zip(b["input_ids"][:, 0], b["is_real_example"])
+        if real
+    ]
+    assert ids == list(range(1, 13))
+    assert [int(b["is_real_example"].numpy().sum()) for b in batches] == [4, 4, 4, 0]
