@@ -74,10 +74,8 @@ def split_file(data_dir, split):
 
 def check_tag(where, tag):
     """InputError, naming `where` (file:line, or the flag), for a tag of no known form."""
-    if tag == OUTSIDE:
-        return
-    prefix, _, entity_type = tag.partition("-")
-    if prefix not in CHUNK_PREFIXES or not entity_type:
+    prefix, entity_type = split_tag(tag)
+    if tag != OUTSIDE and (prefix not in CHUNK_PREFIXES or not entity_type):
         raise errors.InputError(
             f"{where}: tag {tag!r} is neither O nor B-, I-, E- or S- and a type"
         )
@@ -362,10 +360,7 @@ def main(argv):
     )
     record_files, windows = {}, {}
     for split in splits:
-        record_files[split] = os.path.join(
-            FLAGS.output_dir,
-            {"train": "train", "dev": "eval", "test": "predict"}[split] + ".tf_record",
-        )
+        record_files[split] = training.split_record_file(FLAGS.output_dir, split)
         windows[split] = write_records(
             sentences[split],
             tokenizer,

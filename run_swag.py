@@ -235,10 +235,7 @@ def main(argv):
     )
     record_files = {}
     for split in splits:
-        record_files[split] = os.path.join(
-            FLAGS.output_dir,
-            {"train": "train", "dev": "eval", "test": "predict"}[split] + ".tf_record",
-        )
+        record_files[split] = training.split_record_file(FLAGS.output_dir, split)
         write_records(examples[split], tokenizer, FLAGS.max_seq_length, record_files[split])
     parse_batch = parse_records(num_choices, FLAGS.max_seq_length)
 

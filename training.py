@@ -837,6 +837,19 @@ def write_results(path, results):
         logging.info("  %s = %s", key, results[key])
 
 
+# The reference's names for a fine-tuning split's records in --output_dir.
+SPLIT_RECORD_NAMES = {
+    "train": "train.tf_record",
+    "dev": "eval.tf_record",
+    "test": "predict.tf_record",
+}
+
+
+def split_record_file(output_dir, split):
+    """Where a fine-tuning script writes the records of `split` ("train", "dev" or "test")."""
+    return os.path.join(output_dir, SPLIT_RECORD_NAMES[split])
+
+
 def steps_for_epochs(num_examples, train_batch_size, num_train_epochs, warmup_proportion):
     """(num_train_steps, num_warmup_steps) of a fine-tuning run, as the reference counts them (at least one step)."""
     num_train_steps = max(int(num_examples / train_batch_size * num_train_epochs), 1)
