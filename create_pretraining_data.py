@@ -23,14 +23,24 @@ is bounded by a few shards, and --num_workers processes build shards in parallel
 next document is drawn from the same shard, and documents and instances are shuffled within a
 shard; with shards of thousands of documents the next-sentence task is as hard as with the whole
 corpus (a random document is almost never a neighbour). Each shard has its own seed from
---random_seed and its index, so the output is the same whatever --num_workers is.
+--random_seed and its index, so the output is the same whatever --num_workers is, and the same
+again with --runner=DirectRunner|DataflowRunner|FlinkRunner|SparkRunner|..., which runs this
+algorithm as an Apache Beam pipeline (see the section below and the README):
+
+    python create_pretraining_data.py ... --runner=DataflowRunner --project=P --region=R \
+        --temp_location=gs://B/tmp --setup_file=./setup.py --num_workers=32
 """
 
 import collections
 import contextlib
+import functools
+import importlib
+import itertools
 import multiprocessing
+import os
 import random
 import struct
+import sys
 import time
 
 from absl import flags
@@ -66,7 +76,21 @@ flags.DEFINE_float(
     lower_bound=0.0,
     upper_bound=1.0,
 )
-flags.DEFINE_integer("num_workers", 1, "Processes building shards in parallel.", lower_bound=1)
+flags.DEFINE_integer(
+    "num_workers",
+    1,
+    "Processes building shards in parallel; with --runner, the runner's workers (DirectRunner: "
+    "its --direct_num_workers processes unless that is given; Dataflow: its --num_workers).",
+    lower_bound=1,
+)
+flags.DEFINE_string(
+    "runner",
+    None,
+    "Run as an Apache Beam pipeline on this runner (DirectRunner, DataflowRunner, FlinkRunner, "
+    "SparkRunner, ...), with the command line's other Beam pipeline options (--project, "
+    "--region, --temp_location, --direct_running_mode, ...) passed to it: the same shards, seeds "
+    "and output bytes as without it. Needs requirements-beam.txt; unset, Beam is not imported.",
+)
 flags.DEFINE_integer(
     "documents_per_shard",
     2000,
@@ -105,13 +129,27 @@ def masking_vocab(tokenizer, spm):
 
 
 def truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng):
-    """Trims the longer list one token at a time, from the front or the back at random, in place."""
-    while len(tokens_a) + len(tokens_b) > max_num_tokens:
-        longer = tokens_a if len(tokens_a) > len(tokens_b) else tokens_b
-        if rng.random() < 0.5:
-            del longer[0]
+    """Trims the longer list one token at a time, from the front or the back at random, in place.
+
+    The draws are the reference's, one per token trimmed; the lists are cut once at the end.
+    """
+    length_a, length_b = len(tokens_a), len(tokens_b)
+    front_a = back_a = front_b = back_b = 0
+    while length_a + length_b > max_num_tokens:
+        if length_a > length_b:
+            length_a -= 1
+            if rng.random() < 0.5:
+                front_a += 1
+            else:
+                back_a += 1
         else:
-            longer.pop()
+            length_b -= 1
+            if rng.random() < 0.5:
+                front_b += 1
+            else:
+                back_b += 1
+    tokens_a[:] = tokens_a[front_a : len(tokens_a) - back_a]
+    tokens_b[:] = tokens_b[front_b : len(tokens_b) - back_b]
 
 
 def _random_order(items, rng):
@@ -119,10 +157,12 @@ def _random_order(items, rng):
 
     The reference shuffles every candidate to use the first ~15%; drawing lazily (Fisher-Yates,
     one swap per item taken) gives the same distribution for a fraction of the random numbers.
+    floor(random() · m) is uniform on [0, m) to within m / 2^53, at a fraction of randrange's cost.
     """
     items = list(items)
+    random = rng.random
     for i in range(len(items)):
-        j = rng.randrange(i, len(items))
+        j = i + int(random() * (len(items) - i))
         items[i], items[j] = items[j], items[i]
         yield items[i]
 
@@ -141,35 +181,51 @@ def create_masked_lm_predictions(
 
     Returns (masked ids, positions sorted, original ids at those positions).
     """
-    candidates = []
-    for index, token_id in enumerate(input_ids):
-        if token_id == vocab.cls_id or token_id == vocab.sep_id:
-            continue
-        if (
-            do_whole_word_mask
-            and candidates
-            and vocab.continues_word[token_id]
-            and candidates[-1][-1] == index - 1
-        ):
-            candidates[-1].append(index)
-        else:
-            candidates.append([index])
-    output_ids = list(input_ids)
     num_to_predict = min(
         max_predictions_per_seq, max(1, int(round(len(input_ids) * masked_lm_prob)))
     )
-    masked = []
-    for indexes in _random_order(candidates, rng):
-        if len(masked) >= num_to_predict:
-            break
-        if len(masked) + len(indexes) > num_to_predict:
-            continue
-        for index in indexes:
-            if rng.random() < 0.8:
-                output_ids[index] = vocab.mask_id
-            elif rng.random() >= 0.5:
-                output_ids[index] = rng.randint(0, vocab.size - 1)
-            masked.append(index)
+    special = (vocab.cls_id, vocab.sep_id)
+    if do_whole_word_mask:
+        words = []
+        for index, token_id in enumerate(input_ids):
+            if token_id in special:
+                continue
+            if words and vocab.continues_word[token_id] and words[-1][-1] == index - 1:
+                words[-1].append(index)
+            else:
+                words.append([index])
+        masked = []
+        for indexes in _random_order(words, rng):
+            if len(masked) >= num_to_predict:
+                break
+            if len(masked) + len(indexes) <= num_to_predict:
+                masked.extend(indexes)
+    else:
+        # Every candidate is one token: the first num_to_predict of a random order are a
+        # uniformly drawn sample, in the order drawn.
+        if input_ids.count(vocab.cls_id) + input_ids.count(vocab.sep_id) == 3:
+            # Only the [CLS] a [SEP] b [SEP] layout's own: the candidates are its segments.
+            second = input_ids.index(vocab.sep_id)
+            candidates = [*range(1, second), *range(second + 1, len(input_ids) - 1)]
+        else:
+            candidates = [
+                index for index, token_id in enumerate(input_ids) if token_id not in special
+            ]
+        # The masked set is uniformly random (order does not matter: each masked token is then
+        # drawn on its own, and the positions sorted): draw indexes until enough are distinct.
+        chosen, random = set(), rng.random
+        count, size = min(num_to_predict, len(candidates)), len(candidates)
+        while len(chosen) < count:
+            chosen.add(candidates[int(random() * size)])
+        masked = list(chosen)
+    output_ids = list(input_ids)
+    mask_id, random = vocab.mask_id, rng.random
+    for index in masked:
+        draw = random()
+        if draw < 0.8:
+            output_ids[index] = mask_id
+        elif draw >= 0.9:
+            output_ids[index] = rng.randrange(vocab.size)
     masked.sort()
     return output_ids, masked, [input_ids[index] for index in masked]
 
@@ -191,7 +247,7 @@ def create_instances_from_document(documents, document_index, settings, vocab, r
         current_length += len(document[i])
         if i == len(document) - 1 or current_length >= target_seq_length:
             a_end = rng.randint(1, len(current_chunk) - 1) if len(current_chunk) >= 2 else 1
-            tokens_a = [token for sentence in current_chunk[:a_end] for token in sentence]
+            tokens_a = list(itertools.chain.from_iterable(current_chunk[:a_end]))
             tokens_b = []
             if len(current_chunk) == 1 or rng.random() < 0.5:
                 is_random_next = True
@@ -209,10 +265,10 @@ def create_instances_from_document(documents, document_index, settings, vocab, r
                 i -= len(current_chunk) - a_end
             else:
                 is_random_next = False
-                tokens_b = [token for sentence in current_chunk[a_end:] for token in sentence]
+                tokens_b = list(itertools.chain.from_iterable(current_chunk[a_end:]))
             truncate_seq_pair(tokens_a, tokens_b, max_num_tokens, rng)
             if tokens_a and tokens_b:
-                input_ids = [vocab.cls_id] + tokens_a + [vocab.sep_id] + tokens_b + [vocab.sep_id]
+                input_ids = [vocab.cls_id, *tokens_a, vocab.sep_id, *tokens_b, vocab.sep_id]
                 segment_ids = [0] * (len(tokens_a) + 2) + [1] * (len(tokens_b) + 1)
                 input_ids, positions, labels = create_masked_lm_predictions(
                     input_ids,
@@ -261,41 +317,66 @@ def _length_delimited(field_number, payload):
 
 
 def _packed_varints(values):
-    return b"".join([_VARINTS[v] if v < 65536 else _varint(v) for v in values])
+    try:
+        return b"".join(map(_VARINTS.__getitem__, values))
+    except IndexError:  # an id of a vocabulary over 65,536 entries
+        return b"".join(map(_varint, values))
 
 
 def _feature(name, packed, is_float):
     """One `feature` map entry of tf.train.Features: key, then a Feature holding a packed list."""
-    feature = _length_delimited(2 if is_float else 3, _length_delimited(1, packed))
-    return _length_delimited(1, _length_delimited(1, name.encode()) + _length_delimited(2, feature))
+    return _feature_header(name, len(packed), is_float) + packed
+
+
+@functools.lru_cache(maxsize=None)
+def _feature_header(name, packed_size, is_float):
+    """The bytes of a `feature` map entry before its packed values: the same for every
+    instance whose values take packed_size bytes."""
+    values = _length_delimited(1, bytes(packed_size))
+    feature = _length_delimited(2 if is_float else 3, values)
+    entry = _length_delimited(
+        1, _length_delimited(1, name.encode()) + _length_delimited(2, feature)
+    )
+    return entry[: len(entry) - packed_size]
+
+
+@functools.lru_cache(maxsize=None)
+def _fixed_features(length, predictions, is_random_next, max_seq_length, max_predictions_per_seq):
+    """input_mask, masked_lm_weights and next_sentence_labels: fixed by the lengths and label."""
+    weights = [1.0] * predictions + [0.0] * (max_predictions_per_seq - predictions)
+    return (
+        _feature("input_mask", b"\x01" * length + bytes(max_seq_length - length), False),
+        _feature("masked_lm_weights", struct.pack(f"<{max_predictions_per_seq}f", *weights), True),
+        _feature("next_sentence_labels", b"\x01" if is_random_next else b"\x00", False),
+    )
 
 
 def serialize_instance(instance, max_seq_length, max_predictions_per_seq):
     """A TrainingInstance → serialized tf.train.Example in the reference schema (zero-padded)."""
     length, predictions = len(instance.input_ids), len(instance.masked_lm_positions)
-    padding = b"\x00" * (max_seq_length - length)
-    prediction_padding = b"\x00" * (max_predictions_per_seq - predictions)
-    features = (
-        _feature("input_ids", _packed_varints(instance.input_ids) + padding, False)
-        + _feature("input_mask", b"\x01" * length + padding, False)
-        + _feature("segment_ids", bytes(instance.segment_ids) + padding, False)
-        + _feature(
-            "masked_lm_positions",
-            _packed_varints(instance.masked_lm_positions) + prediction_padding,
-            False,
-        )
-        + _feature(
-            "masked_lm_ids", _packed_varints(instance.masked_lm_ids) + prediction_padding, False
-        )
-        + _feature(
-            "masked_lm_weights",
-            struct.pack(
-                f"<{max_predictions_per_seq}f",
-                *([1.0] * predictions + [0.0] * (max_predictions_per_seq - predictions)),
+    padding = bytes(max_seq_length - length)
+    prediction_padding = bytes(max_predictions_per_seq - predictions)
+    input_mask, masked_lm_weights, next_sentence_labels = _fixed_features(
+        length, predictions, instance.is_random_next, max_seq_length, max_predictions_per_seq
+    )
+    features = b"".join(
+        (
+            _feature("input_ids", _packed_varints(instance.input_ids) + padding, False),
+            input_mask,
+            _feature("segment_ids", bytes(instance.segment_ids) + padding, False),
+            _feature(
+                "masked_lm_positions",
+                _packed_varints(instance.masked_lm_positions) + prediction_padding,
+                False,
             ),
-            True,
+            _feature(
+                "masked_lm_ids",
+                _packed_varints(instance.masked_lm_ids) + prediction_padding,
+                False,
+            ),
+            masked_lm_weights,
+            next_sentence_labels,
         )
-        + _feature("next_sentence_labels", b"\x01" if instance.is_random_next else b"\x00", False)
     )
     return _length_delimited(1, features)
 
@@ -338,15 +419,16 @@ def build_shard(settings, shard_index, raw_documents):
 
     Returns (serialized examples, statistics dict, the first instances as printable dicts).
     """
+    with tokenization.garbage_collection_paused():
+        return _build_shard(settings, shard_index, raw_documents)
+
+
+def _build_shard(settings, shard_index, raw_documents):
     tokenizer, vocab = _tokenizer(settings)
     rng = random.Random(f"{settings.random_seed}:{shard_index}")
     documents = []
     for lines in raw_documents:
-        sentences = [
-            tokenizer.convert_tokens_to_ids(tokens)
-            for tokens in map(tokenizer.tokenize, lines)
-            if tokens
-        ]
+        sentences = [ids for ids in map(tokenizer.encode, lines) if ids]
         if sentences:
             documents.append(sentences)
     rng.shuffle(documents)
@@ -384,11 +466,11 @@ def build_shard(settings, shard_index, raw_documents):
     return serialized, counters, examples
 
 
-def read_documents(paths):
+def read_documents(paths, read_lines=tokenization.read_text_lines):
     """Yields documents (lists of non-blank lines), streaming the files in order; a file ends a document."""
     for path in paths:
         document = []
-        for line in tokenization.read_text_lines(path):
+        for line in read_lines(path):
             line = line.strip()
             if line:
                 document.append(line)
@@ -411,21 +493,46 @@ def read_document_shards(paths, documents_per_shard):
         yield shard
 
 
-def _build_shard_task(args):
-    return build_shard(*args)
+def build_framed_shard(settings, shard_index, raw_documents, num_outputs):
+    """build_shard, its records framed as in TFRecord files and dealt into num_outputs pieces:
+    piece r holds records r, r + N, r + 2N, ... (no piece past the shard's last record).
+
+    Returns (pieces, statistics dict, the first instances as printable dicts).
+    """
+    serialized, counters, examples = build_shard(settings, shard_index, raw_documents)
+    pieces = [
+        b"".join(map(file_io.tfrecord, serialized[residue::num_outputs]))
+        for residue in range(min(num_outputs, len(serialized)))
+    ]
+    return pieces, counters, examples
 
 
-def built_shards(settings, shards, num_workers):
-    """build_shard over `shards` in order, on num_workers processes with a bounded queue."""
+def piece_for_output(output_index, offset, num_outputs):
+    """The piece of a shard that output f gets when `offset` instances come before the shard:
+    instances go round-robin, instance j of the shard to output (offset + j) mod N."""
+    return (output_index - offset) % num_outputs
+
+
+def _build_framed_shard_task(args):
+    return build_framed_shard(*args)
+
+
+def built_shards(settings, shards, num_workers, num_outputs):
+    """build_framed_shard over `shards` in order, on num_workers processes with a bounded queue."""
     if num_workers <= 1:
         for index, shard in enumerate(shards):
-            yield build_shard(settings, index, shard)
+            yield build_framed_shard(settings, index, shard, num_outputs)
         return
-    context = multiprocessing.get_context("spawn")
+    # Forked workers start at once with the tokenizer main() built; a process that has loaded
+    # TensorFlow (for a bucket path) has its threads, which a fork does not carry: spawn then.
+    forking = sys.platform == "linux" and "tensorflow" not in sys.modules
+    context = multiprocessing.get_context("fork" if forking else "spawn")
     with context.Pool(num_workers) as pool:
         pending = collections.deque()
         for index, shard in enumerate(shards):
-            pending.append(pool.apply_async(_build_shard_task, ((settings, index, shard),)))
+            pending.append(
+                pool.apply_async(_build_framed_shard_task, ((settings, index, shard, num_outputs),))
+            )
             # At most two shards a worker in flight: memory stays bounded by shards, not the corpus.
             if len(pending) >= 2 * num_workers:
                 yield pending.popleft().get()
@@ -433,14 +540,309 @@ def built_shards(settings, shards, num_workers):
             yield pending.popleft().get()
 
 
+def write_locally(settings, input_files, output_files, num_workers):
+    """The shards built on num_workers processes, their instances written round-robin; totals."""
+    totals = collections.Counter()
+    started = last_log = time.time()
+    logged = 0
+    with contextlib.ExitStack() as stack:
+        temporary_files = [
+            stack.enter_context(file_io.atomic_output(path)) for path in output_files
+        ]
+        writers = [stack.enter_context(file_io.open_file(path, "wb")) for path in temporary_files]
+        for pieces, counters, examples in built_shards(
+            settings,
+            read_document_shards(input_files, FLAGS.documents_per_shard),
+            num_workers,
+            len(writers),
+        ):
+            for output_index, writer in enumerate(writers):
+                piece = piece_for_output(output_index, totals["instances"], len(writers))
+                if piece < len(pieces):
+                    writer.write(pieces[piece])
+            totals.update(counters)
+            for example in examples[: max(0, settings.log_first_instances - logged)]:
+                log_example(example)
+                logged += 1
+            if time.time() - last_log > 10:
+                last_log = time.time()
+                logging.info(
+                    "%d documents, %d instances, %.0f instances/s",
+                    totals["documents"],
+                    totals["instances"],
+                    totals["instances"] / (last_log - started),
+                )
+        if not totals["instances"]:
+            raise errors.InputError(
+                f"--input_file: {FLAGS.input_file} gave no instances (no non-empty documents?)"
+            )
+    return totals
+
+
+def log_example(example):
+    logging.info("*** Example ***\n%s", "\n".join(f"{k}: {v}" for k, v in example.items()))
+
+
+# Apache Beam (--runner). The local path's shards, seeds and bytes: documents are numbered across
+# the files in order (each file read twice: once to count its documents), grouped into the same
+# shards, each shard built by build_shard with its own seed. Where instance j of shard s lands,
+# output (offset_s + j) mod N, depends on the instances of all shards before it, known only at the
+# end, so each built shard is staged as N pieces by j mod N; each output then concatenates, shard
+# by shard, the piece that the shard's offset sends it. TFRecord files concatenate: the outputs are
+# byte for byte the local path's. The pipeline writes hidden temporaries and staged pieces; the
+# driver renames the outputs into place once the pipeline has finished, and removes the pieces.
+
+_BEAM_NAMESPACE = "create_pretraining_data"
+
+
+def parse_flags(argv):
+    """This script's flags, as errors.parse_flags; with --runner, the arguments that are not its
+    flags are left in argv for Beam (main checks them against Beam's pipeline options)."""
+    remaining = errors.parse_flags(argv, known_only=True)
+    if FLAGS.runner:
+        return remaining
+    return errors.parse_flags(argv)
+
+
+def beam_pipeline_options(runner, args, num_workers, num_workers_given):
+    """Beam's PipelineOptions of --runner and the pass-through args; InputError for anything
+    Beam does not know, before any work."""
+    try:
+        from apache_beam.options.pipeline_options import PipelineOptions
+    except ImportError:
+        raise errors.InputError(
+            f"--runner={runner}: needs Apache Beam (pip install -r requirements-beam.txt)"
+        ) from None
+    for arg in args:
+        if not arg.startswith("--"):
+            raise errors.InputError(
+                f"{arg}: unexpected argument (Beam's pipeline options are --name=value)"
+            )
+    given = {arg[2:].split("=", 1)[0] for arg in args}
+    if "runner" in given:
+        raise errors.InputError("--runner: given twice")
+    args = list(args)
+    if runner in ("DirectRunner", "direct"):
+        # Beam's DirectRunner first tries to download the Go Prism runner (from GitHub), then
+        # falls back to the FnApiRunner: run that at once, offline, with its --direct_* options.
+        args.append("--runner=FnApiRunner")
+        if "direct_num_workers" not in given:
+            args.append(f"--direct_num_workers={num_workers}")
+            if num_workers > 1 and "direct_running_mode" not in given:
+                args.append("--direct_running_mode=multi_processing")
+    else:
+        args.append(f"--runner={runner}")
+        if num_workers_given and "num_workers" not in given:
+            args.append(f"--num_workers={num_workers}")
+    options = PipelineOptions(args)
+    unknown = set(options.get_all_options(retain_unknown_options=True)) - set(
+        PipelineOptions([]).get_all_options()
+    )
+    if unknown:
+        raise errors.InputError(
+            f"--{sorted(unknown)[0]}: neither a flag of this script nor a Beam pipeline option"
+        )
+    return options
+
+
+def beam_text_lines(path):
+    """tokenization.read_text_lines through Beam's filesystems (gs://, s3://, hdfs://, local)."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    # As read without --runner: bytes as they are, whatever the file's name says of compression.
+    with FileSystems.open(path, compression_type=CompressionTypes.UNCOMPRESSED) as reader:
+        yield from tokenization.text_lines(reader)
+
+
+def beam_count_documents(indexed_path):
+    """(file index, path) → (file index, how many documents the file holds)."""
+    from apache_beam.metrics import Metrics
+
+    index, path = indexed_path
+    # Counted even for a file without documents: metrics come back whenever the runner has them.
+    Metrics.counter(_BEAM_NAMESPACE, "files").inc()
+    yield index, sum(1 for _ in read_documents([path], beam_text_lines))
+
+
+def beam_shard_documents(indexed_path, documents_per_file, documents_per_shard):
+    """(file index, path) → (shard index, (document number, lines)) for each document of the file,
+    numbered across all files in order, as read_document_shards numbers them."""
+    index, path = indexed_path
+    first = sum(count for other, count in documents_per_file.items() if other < index)
+    for number, document in enumerate(read_documents([path], beam_text_lines), start=first):
+        yield number // documents_per_shard, (number, document)
+
+
+def _piece_path(staging_directory, shard_index, piece):
+    return f"{staging_directory}/{shard_index:09d}-{piece:05d}"
+
+
+def beam_build_and_stage_shard(keyed_documents, settings, staging_directory, num_outputs):
+    """(shard index, its numbered documents) → the shard built and staged as build_framed_shard's
+    pieces, one file each; yields (shard index, instances)."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+    from apache_beam.metrics import Metrics
+
+    shard_index, numbered_documents = keyed_documents
+    started = time.time()
+    documents = [document for _, document in sorted(numbered_documents)]
+    pieces, counters, examples = build_framed_shard(settings, shard_index, documents, num_outputs)
+    for piece_index, piece in enumerate(pieces):
+        with FileSystems.create(
+            _piece_path(staging_directory, shard_index, piece_index),
+            compression_type=CompressionTypes.UNCOMPRESSED,
+        ) as writer:
+            writer.write(piece)
+    for name, value in counters.items():
+        Metrics.counter(_BEAM_NAMESPACE, name).inc(value)
+    if shard_index == 0:
+        for example in examples:
+            log_example(example)
+    logging.info(
+        "shard %d: %d documents, %d instances in %.1f s",
+        shard_index,
+        len(documents),
+        counters["instances"],
+        time.time() - started,
+    )
+    yield shard_index, counters["instances"]
+
+
+def beam_concatenate_output(indexed_temporary, instances_per_shard, staging_directory, num_outputs):
+    """(output index f, its temporary path): writes, shard by shard, the piece of the shard that
+    goes to f (piece_for_output)."""
+    from apache_beam.io.filesystem import CompressionTypes
+    from apache_beam.io.filesystems import FileSystems
+
+    output_index, temporary = indexed_temporary
+    offset = 0
+    # Nothing is yielded: the pipeline's result is the files.
+    with FileSystems.create(temporary, compression_type=CompressionTypes.UNCOMPRESSED) as writer:
+        for shard_index in sorted(instances_per_shard):
+            piece = piece_for_output(output_index, offset, num_outputs)
+            if piece < instances_per_shard[shard_index]:
+                with FileSystems.open(
+                    _piece_path(staging_directory, shard_index, piece),
+                    compression_type=CompressionTypes.UNCOMPRESSED,
+                ) as reader:
+                    for block in iter(lambda: reader.read(1 << 20), b""):
+                        writer.write(block)
+            offset += instances_per_shard[shard_index]
+    return ()
+
+
+def run_beam_pipeline(options, settings, input_files, output_files):
+    """The pipeline on options' runner; the outputs renamed into place when it has finished.
+
+    Returns the totals the runner's metrics report (empty when it reports none).
+    """
+    import apache_beam as beam
+    from apache_beam.metrics.metric import MetricsFilter
+
+    class ThisModule(beam.DoFn):
+        """Calls a beam_* function of this module by its name: a worker imports the module (and
+        defines its flags) once, where a function of the running script would be pickled whole."""
+
+        def __init__(self, function_name):
+            self.function_name = function_name
+
+        def process(self, element, *side_inputs):
+            module = importlib.import_module(_BEAM_NAMESPACE)
+            return getattr(module, self.function_name)(element, *side_inputs)
+
+    # Runners in this process find the running script under its module name; worker processes
+    # of this machine (DirectRunner's multi_processing) import it from the script's folder.
+    sys.modules.setdefault(_BEAM_NAMESPACE, sys.modules[__name__])
+    script_folder = os.path.dirname(__file__)  # absolute: the script's, or its import's
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [script_folder, os.environ.get("PYTHONPATH")])
+    )
+    temporaries = [file_io.temporary_path(path) for path in output_files]
+    staging_directory = temporaries[0] + ".pieces"
+    try:
+        try:
+            pipeline = beam.Pipeline(options=options)
+        except ValueError as error:
+            raise errors.InputError(f"--runner={FLAGS.runner}: {error}") from None
+        files = pipeline | "Files" >> beam.Create(list(enumerate(input_files)))
+        documents_per_file = files | "CountDocuments" >> beam.ParDo(
+            ThisModule("beam_count_documents")
+        )
+        instances_per_shard = (
+            files
+            | "ShardDocuments"
+            >> beam.ParDo(
+                ThisModule("beam_shard_documents"),
+                beam.pvalue.AsDict(documents_per_file),
+                FLAGS.documents_per_shard,
+            )
+            | "GroupShards" >> beam.GroupByKey()
+            | "BuildShards"
+            >> beam.ParDo(
+                ThisModule("beam_build_and_stage_shard"),
+                settings,
+                staging_directory,
+                len(output_files),
+            )
+        )
+        (
+            pipeline
+            | "Outputs" >> beam.Create(list(enumerate(temporaries)))
+            | "ConcatenateOutputs"
+            >> beam.ParDo(
+                ThisModule("beam_concatenate_output"),
+                beam.pvalue.AsDict(instances_per_shard),
+                staging_directory,
+                len(output_files),
+            )
+        )
+        result = pipeline.run()
+        state = result.wait_until_finish()
+        if state != beam.runners.runner.PipelineState.DONE:
+            raise errors.InputError(f"--runner={FLAGS.runner}: the pipeline ended {state}")
+        totals = collections.Counter(
+            {
+                counter.key.metric.name: counter.committed
+                for counter in result.metrics().query(
+                    MetricsFilter().with_namespace(_BEAM_NAMESPACE)
+                )["counters"]
+            }
+        )
+        if totals and not totals["instances"]:
+            raise errors.InputError(
+                f"--input_file: {FLAGS.input_file} gave no instances (no non-empty documents?)"
+            )
+        for temporary, path in zip(temporaries, output_files):
+            with file_io.reporting(path, ": cannot be written"):
+                file_io.rename(temporary, path)
+    finally:
+        for temporary in temporaries:
+            if file_io.exists(temporary):
+                file_io.remove(temporary)
+        if file_io.exists(staging_directory):
+            file_io.rmtree(staging_directory)
+    return totals
+
+
 def main(argv):
-    del argv
+    pipeline_args = argv[1:] if FLAGS.runner else []
     for name in ("input_file", "output_file"):
         if not getattr(FLAGS, name):
             raise errors.InputError(f"--{name} is required")
     if not FLAGS.vocab_file and not FLAGS.spm_model_file:
         raise errors.InputError("--vocab_file (or --spm_model_file) is required")
+    if FLAGS.runner:
+        options = beam_pipeline_options(
+            FLAGS.runner, pipeline_args, FLAGS.num_workers, FLAGS["num_workers"].present
+        )
     input_files = file_io.expand_input_files(FLAGS.input_file, "input_file")
+    if FLAGS.runner:
+        # A pipeline's workers would meet an unreadable file mid-run, deep in the runner's errors.
+        for path in filter(file_io.is_local, input_files):
+            with file_io.reporting(path, ": cannot be read", "--input_file: "):
+                file_io.open_file(path, "rb").close()
     output_files = [path.strip() for path in FLAGS.output_file.split(",") if path.strip()]
     file_io.check_output_files(output_files, "output_file", input_files)
     if FLAGS.max_seq_length < 5:
@@ -471,41 +873,17 @@ def main(argv):
     )
     _tokenizer(settings)  # fails early on a bad vocabulary, before any worker starts
 
-    totals = collections.Counter()
-    started = last_log = time.time()
-    logged = 0
-    with contextlib.ExitStack() as stack:
-        temporary_files = [
-            stack.enter_context(file_io.atomic_output(path)) for path in output_files
-        ]
-        writers = [stack.enter_context(file_io.TFRecordWriter(path)) for path in temporary_files]
-        for serialized, counters, examples in built_shards(
-            settings,
-            read_document_shards(input_files, FLAGS.documents_per_shard),
-            FLAGS.num_workers,
-        ):
-            for example in serialized:
-                writers[totals["instances"] % len(writers)].write(example)
-                totals["instances"] += 1
-            totals.update({k: v for k, v in counters.items() if k != "instances"})
-            for example in examples[: max(0, FLAGS.log_first_instances - logged)]:
-                logging.info(
-                    "*** Example ***\n%s", "\n".join(f"{k}: {v}" for k, v in example.items())
-                )
-                logged += 1
-            if time.time() - last_log > 10:
-                last_log = time.time()
-                logging.info(
-                    "%d documents, %d instances, %.0f instances/s",
-                    totals["documents"],
-                    totals["instances"],
-                    totals["instances"] / (last_log - started),
-                )
-        if not totals["instances"]:
-            raise errors.InputError(
-                f"--input_file: {FLAGS.input_file} gave no instances (no non-empty documents?)"
-            )
+    started = time.time()
+    if FLAGS.runner:
+        totals = run_beam_pipeline(options, settings, input_files, output_files)
+    else:
+        totals = write_locally(settings, input_files, output_files, FLAGS.num_workers)
     elapsed = time.time() - started
+    if not totals:
+        logging.info(
+            "Wrote %d files in %.1f s (the runner reported no metrics)", len(output_files), elapsed
+        )
+        return
     logging.info(
         "Wrote %d instances to %d files in %.1f s (%.0f instances/s): %d documents, %d tokens, %.2f%% of non-special "
         "tokens masked, %.1f%% random next sentences, %.1f%% short target lengths, %d instances skipped for an "
@@ -524,4 +902,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    errors.run_script(main)
+    errors.run_script(main, parse_flags)

@@ -60,19 +60,25 @@ def describe(error, with_file=True):
     return re.sub(r"\{\{[^}]*\}\}\s*", "", lines[0].strip()).split(" [Op:")[0]
 
 
-def _parse_flags(argv):
+def parse_flags(argv, known_only=False):
+    """absl's parse of argv; a flag that does not parse is `error: <message>`, exit 2.
+
+    Returns the arguments left: the positional ones, and with known_only the flags no module
+    defines (create_pretraining_data hands those to Apache Beam).
+    """
     try:
-        return flags.FLAGS(argv)
+        return flags.FLAGS(argv, known_only=known_only)
     except flags.Error as error:
         print(f"error: {describe(error)}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
 
 
-def run_script(main):
+def run_script(main, flags_parser=parse_flags):
     """absl.app.run(main), with an InputError, a bad flag or a storage failure printed as
-    `error: <message>` and exit status 2."""
+    `error: <message>` and exit status 2. A script with its own flags_parser builds it on
+    parse_flags."""
     try:
-        app.run(main, flags_parser=_parse_flags)
+        app.run(main, flags_parser=flags_parser)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)

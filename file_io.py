@@ -456,26 +456,29 @@ def publish_directory(temporary, final):
     rmtree(temporary)
 
 
-class TFRecordWriter:
-    """Writes a TFRecord file (the format of tf.io.TFRecordWriter); on local disk without TensorFlow.
+def _masked_crc(data):
+    import google_crc32c
 
-    Each record: its length (uint64), the masked CRC32C of the length, the data, the masked
-    CRC32C of the data, all little-endian.
-    """
+    crc = google_crc32c.value(data)
+    return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
+
+
+def tfrecord(record):
+    """`record` framed as in a TFRecord file, which is such framed records one after another: its
+    length (uint64), the masked CRC32C of the length, the data, the masked CRC32C of the data, all
+    little-endian."""
+    length = struct.pack("<Q", len(record))
+    return length + _masked_crc(length) + record + _masked_crc(record)
+
+
+class TFRecordWriter:
+    """Writes a TFRecord file (the format of tf.io.TFRecordWriter); on local disk without TensorFlow."""
 
     def __init__(self, path):
         self._file = open_file(path, "wb")
 
-    @staticmethod
-    def _masked_crc(data):
-        import google_crc32c
-
-        crc = google_crc32c.value(data)
-        return struct.pack("<I", (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF)
-
     def write(self, record):
-        length = struct.pack("<Q", len(record))
-        self._file.write(length + self._masked_crc(length) + record + self._masked_crc(record))
+        self._file.write(tfrecord(record))
 
     def close(self):
         self._file.close()

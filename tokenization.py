@@ -25,6 +25,7 @@ dropped by step 1: a bad byte never stops a run and never becomes a token.
 """
 
 import collections
+import contextlib
 import functools
 import gc
 import itertools
@@ -36,6 +37,8 @@ from errors import InputError
 import file_io
 
 UNKNOWN_TOKEN = "[UNK]"
+# The most words a per-word cache holds before it starts over: bounded memory on any corpus.
+_WORD_CACHE_ENTRIES = 1 << 20
 BYTE_ORDER_MARK = "\ufeff"
 MAX_INPUT_CHARS_PER_WORD = 200
 
@@ -75,7 +78,12 @@ def read_text_lines(path):
 
     Streams: the file is never held whole in memory.
     """
-    for index, raw_line in enumerate(file_io.read_lines(path)):
+    return text_lines(file_io.read_lines(path))
+
+
+def text_lines(raw_lines):
+    """read_text_lines over lines already read (bytes, line ends kept) from any reader."""
+    for index, raw_line in enumerate(raw_lines):
         line = convert_to_unicode(raw_line).rstrip("\r\n")
         yield line.removeprefix(BYTE_ORDER_MARK) if index == 0 else line
 
@@ -96,6 +104,19 @@ def load_vocab(vocab_file):
     if UNKNOWN_TOKEN not in vocab:
         raise InputError(f"vocab file {vocab_file}: has no {UNKNOWN_TOKEN} token")
     return vocab
+
+
+@contextlib.contextmanager
+def garbage_collection_paused():
+    """Pauses Python's cyclic garbage collector while hundreds of thousands of id lists are made:
+    its passes over them would cost as much as making them, and they hold no cycles."""
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if collecting:
+            gc.enable()
 
 
 def convert_by_vocab(vocab, items):
@@ -304,8 +325,6 @@ class WordpieceTokenizer:
       max_input_chars_per_word: words longer than this become `unk_token`.
     """
 
-    _CACHE_LIMIT = 1 << 20
-
     def __init__(
         self, vocab, unk_token=UNKNOWN_TOKEN, max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD
     ):
@@ -321,7 +340,7 @@ class WordpieceTokenizer:
             cached = self._word_cache.get(word)
             if cached is None:
                 cached = self._tokenize_word(word)
-                if len(self._word_cache) >= self._CACHE_LIMIT:
+                if len(self._word_cache) >= _WORD_CACHE_ENTRIES:
                     self._word_cache.clear()
                 self._word_cache[word] = cached
             pieces.extend(cached)
@@ -373,6 +392,7 @@ class FullTokenizer:
         )
         self.wordpiece_tokenizer = WordpieceTokenizer(vocab=self.vocab)
         self._graph_tokenizer = None
+        self._word_ids = {}
 
     def tokenize(self, text):
         """Returns the word pieces of `text`."""
@@ -389,6 +409,31 @@ class FullTokenizer:
 
     def convert_ids_to_tokens(self, ids):
         return convert_by_vocab(self.inv_vocab, ids)
+
+    def encode(self, text):
+        """Returns the ids of `text`: exactly `convert_tokens_to_ids(tokenize(text))`.
+
+        Cleaning is per character and every later step is per whitespace-separated word, so each
+        cleaned word's ids are computed once and looked up after (natural text repeats its words).
+        """
+        if self.special_tokens:
+            return self.convert_tokens_to_ids(self.tokenize(text))
+        basic, wordpiece, vocab = self.basic_tokenizer, self.wordpiece_tokenizer, self.vocab
+        word_ids = self._word_ids
+        ids = []
+        for word in convert_to_unicode(text).translate(basic._cleaning_table).split():
+            cached = word_ids.get(word)
+            if cached is None:
+                cached = tuple(
+                    vocab[piece]
+                    for token in basic._split_words(word)
+                    for piece in wordpiece.tokenize(token)
+                )
+                if len(word_ids) >= _WORD_CACHE_ENTRIES:
+                    word_ids.clear()
+                word_ids[word] = cached
+            ids.extend(cached)
+        return ids
 
     def encode_batch(self, texts):
         """Returns the ids of each text: exactly `convert_tokens_to_ids(tokenize(text))`.
@@ -452,9 +497,13 @@ class SentencePieceTokenizer:
     def convert_ids_to_tokens(self, ids):
         return [self.processor.IdToPiece(index) for index in ids]
 
+    def encode(self, text):
+        """Returns the ids of `text`, as convert_tokens_to_ids(tokenize(text))."""
+        return self.convert_tokens_to_ids(self.tokenize(text))
+
     def encode_batch(self, texts):
         """Returns the ids of each text, as convert_tokens_to_ids(tokenize(text))."""
-        return [self.convert_tokens_to_ids(self.tokenize(text)) for text in texts]
+        return [self.encode(text) for text in texts]
 
 
 def pack_segments(tokenizer, tokens_a, tokens_b, max_seq_length):
@@ -956,11 +1005,7 @@ class GraphWordpieceTokenizer:
                 input_signature=[self._tf.TensorSpec([None], self._tf.string)],
             )
         ids = [None] * len(texts)
-        # Hundreds of thousands of new lists: the garbage collector's passes over them would cost
-        # as much as making them, and they hold no cycles.
-        collecting = gc.isenabled()
-        gc.disable()
-        try:
+        with garbage_collection_paused():
             for rows, flat_ids, row_splits in self._compiled_pieces(
                 self._tf.constant(texts, self._tf.string)
             ):
@@ -968,9 +1013,6 @@ class GraphWordpieceTokenizer:
                 row_splits = row_splits.numpy().tolist()
                 for row, start, end in zip(rows.numpy().tolist(), row_splits, row_splits[1:]):
                     ids[row] = flat_ids[start:end]
-        finally:
-            if collecting:
-                gc.enable()
         return ids
 
     def _flat_pieces_by_group(self, texts):

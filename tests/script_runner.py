@@ -4,7 +4,7 @@
 
 CASES_JSON holds [{"argv": [...], "cwd": DIR}, ...]. The script (and TensorFlow with it) is
 imported once; each case then runs in a forked child exactly as `python SCRIPT.py ARGV` runs it
-from DIR (errors.run_script(main), the scripts' `__main__` line), with its stdout and stderr in
+from DIR (errors.run_script(main[, parse_flags]), the scripts' `__main__` line), with its stdout and stderr in
 DIR/stdout.txt and DIR/stderr.txt. An exception that escapes prints its traceback and exits 1,
 as Python does. RESULTS_JSON gets [{"exit_code": int, "stderr": str}, ...] in the cases' order.
 TensorFlow's runtime starts in each child, never in this parent, so forking it is safe.
@@ -31,7 +31,7 @@ def run_case(module, argv, cwd):
         os.close(descriptor)
     sys.argv = [f"{module.__name__}.py"] + argv
     try:
-        errors.run_script(module.main)
+        errors.run_script(module.main, getattr(module, "parse_flags", errors.parse_flags))
         return 0
     except SystemExit as exit_request:
         code = exit_request.code

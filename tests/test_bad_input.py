@@ -221,6 +221,15 @@ def duplicate_ids(data):
     qas.append(dict(qas[0]))
 
 
+def symlink(target, relative):
+    """A link at `relative` to `target` (relative to the work folder, which may not exist)."""
+
+    def setup(work):
+        os.symlink(target, os.path.join(work, relative))
+
+    return setup
+
+
 def combined(*setups):
     def setup(work):
         for each in setups:
@@ -385,6 +394,44 @@ CASES = [
         "create_pretraining_data",
         CPD + ["--max_seq_lenght=64"],
         "Unknown command line flag 'max_seq_lenght'",
+    ),
+    case(
+        "cpd_beam_glob_matches_nothing",
+        "create_pretraining_data",
+        replaced(CPD, input_file="nothing*.txt", runner="DirectRunner"),
+        "--input_file: nothing*.txt matches no file",
+    ),
+    case(
+        "cpd_beam_unreadable_input",
+        "create_pretraining_data",
+        replaced(CPD, input_file="corpus.txt,gone.txt", runner="DirectRunner"),
+        "error: --input_file: gone.txt: cannot be read (No such file or directory)",
+        setup=symlink("deleted.txt", "gone.txt"),
+    ),
+    case(
+        "cpd_beam_misspelt_flag",
+        "create_pretraining_data",
+        CPD + ["--runner=DirectRunner", "--max_seq_lenght=64"],
+        "error: --max_seq_lenght: neither a flag of this script nor a Beam pipeline option",
+    ),
+    case(
+        "cpd_beam_unknown_runner",
+        "create_pretraining_data",
+        replaced(CPD, runner="NoSuchRunner"),
+        "--runner=NoSuchRunner: Unexpected pipeline runner: NoSuchRunner",
+    ),
+    case(
+        "cpd_beam_option_without_runner",
+        "create_pretraining_data",
+        CPD + ["--direct_num_workers=2"],
+        "Unknown command line flag 'direct_num_workers'",
+    ),
+    case(
+        "cpd_beam_empty_input_keeps_old_output",
+        "create_pretraining_data",
+        replaced(CPD, input_file="blank.txt", runner="DirectRunner"),
+        "gave no instances",
+        setup=combined(write("blank.txt", "\n\n  \n"), write("data.tfrecord", b"old output")),
     ),
     case(
         "cpd_flag_not_a_number",
@@ -1338,6 +1385,9 @@ def file_hashes(folder):
     for directory, _, names in os.walk(folder):
         for name in names:
             path = os.path.join(directory, name)
+            if os.path.islink(path):
+                hashes[os.path.relpath(path, folder)] = f"link to {os.readlink(path)}"
+                continue
             with open(path, "rb") as reader:
                 hashes[os.path.relpath(path, folder)] = hashlib.sha256(reader.read()).hexdigest()
     return hashes

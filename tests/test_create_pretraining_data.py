@@ -470,3 +470,181 @@ def test_kill_9_leaves_nothing_an_output_glob_matches_and_the_rerun_cleans_up(
     assert len(matched) == 3 and all(
         sum(1 for _ in tf.data.TFRecordDataset(path)) > 100 for path in matched
     )
+
+
+# Apache Beam (--runner).
+
+
+def beam_command(inputs, outputs, vocab, *extra):
+    return [
+        sys.executable,
+        os.path.join(REPO_ROOT, "create_pretraining_data.py"),
+        f"--input_file={','.join(inputs)}",
+        f"--output_file={','.join(outputs)}",
+        f"--vocab_file={vocab}",
+        "--dupe_factor=1",
+        "--documents_per_shard=15",
+        "--log_first_instances=0",
+        *extra,
+    ]
+
+
+def file_bytes(paths):
+    return [open(path, "rb").read() for path in paths]
+
+
+@pytest.fixture(scope="module")
+def enwiki_in_three_files(tmp_path_factory, enwiki_sentences):
+    """The enwiki sentences cut into three files, one cut inside a document (a file ends a
+    document), the last cut at a document boundary, with an empty file between."""
+    folder = tmp_path_factory.mktemp("three_files")
+    lines = open(enwiki_sentences, encoding="utf-8").read().split("\n")
+    boundary = next(i for i in range(14000, len(lines)) if not lines[i].strip())
+    parts = [lines[:7000], [], lines[7000:boundary], lines[boundary:]]
+    paths = []
+    for index, part in enumerate(parts):
+        path = folder / f"part-{index}.txt"
+        path.write_text("\n".join(part), encoding="utf-8")
+        paths.append(str(path))
+    return paths
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "input_case, beam_flags",
+    [
+        ("one file", ["--num_workers=1"]),
+        ("one file", ["--direct_running_mode=multi_processing", "--direct_num_workers=1"]),
+        ("one file", ["--num_workers=2"]),
+        ("three files", ["--num_workers=2"]),
+    ],
+    ids=["in one process", "multi-process, 1 worker", "2 workers", "three files, 2 workers"],
+)
+def test_beam_direct_runner_writes_the_bytes_of_the_local_path(
+    tmp_path,
+    enwiki_sentences,
+    enwiki_in_three_files,
+    bert_base_uncased_vocab,
+    input_case,
+    beam_flags,
+):
+    """DirectRunner in one process, and multi-process with one and two workers: each of the three
+    outputs byte for byte the local path's, for the same flags (the local run uses 2 workers)."""
+    inputs = [enwiki_sentences] if input_case == "one file" else enwiki_in_three_files
+    local = [str(tmp_path / f"local-{i}.tfrecord") for i in range(3)]
+    beam = [str(tmp_path / f"beam-{i}.tfrecord") for i in range(3)]
+    result = subprocess.run(
+        beam_command(inputs, local, bert_base_uncased_vocab, "--num_workers=2"),
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    result = subprocess.run(
+        beam_command(inputs, beam, bert_base_uncased_vocab, "--runner=DirectRunner", *beam_flags),
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,  # worker processes find the script's modules from anywhere
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    local_bytes, beam_bytes = file_bytes(local), file_bytes(beam)
+    assert [len(b) for b in beam_bytes] == [len(b) for b in local_bytes]
+    assert beam_bytes == local_bytes
+    counts = [sum(1 for _ in tf.data.TFRecordDataset(path)) for path in beam]
+    assert max(counts) - min(counts) <= 1 and sum(counts) > 2000
+    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in local + beam)
+    assert f"Wrote {sum(counts)} instances to 3 files" in result.stderr
+    assert "prism" not in result.stderr.lower()  # offline: no attempt to download Prism
+
+
+@pytest.mark.slow
+def test_kill_9_of_the_beam_run_leaves_no_output_and_the_rerun_writes_the_local_bytes(
+    tmp_path, enwiki_sentences, bert_base_uncased_vocab
+):
+    import glob
+    import signal
+    import time
+
+    outputs = [str(tmp_path / f"shard-{i}.tfrecord") for i in range(2)]
+    command = beam_command(
+        [enwiki_sentences],
+        outputs,
+        bert_base_uncased_vocab,
+        "--runner=DirectRunner",
+        "--num_workers=2",
+        "--documents_per_shard=5",
+    )
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.time() + 300
+    staged = []
+    while time.time() < deadline and process.poll() is None and len(staged) < 6:
+        staged = glob.glob(str(tmp_path / ".shard-0.tfrecord.tmp-*.pieces" / "*"))
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)  # the driver and its worker processes
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before the kill: give it more work"
+    left = os.listdir(tmp_path)
+    assert left and all(name.startswith(".shard-0.tfrecord.tmp-") for name in left), left
+    assert glob.glob(str(tmp_path / "*")) == []
+
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sorted(os.listdir(tmp_path)) == ["shard-0.tfrecord", "shard-1.tfrecord"]
+    local = [str(tmp_path / f"local-{i}.tfrecord") for i in range(2)]
+    local_command = [arg for arg in command if not arg.startswith(("--runner", "--output_file"))]
+    result = subprocess.run(
+        [*local_command, f"--output_file={','.join(local)}"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert file_bytes(outputs) == file_bytes(local)
+
+
+def test_the_beam_workers_package_holds_every_module_the_pipeline_imports(tmp_path):
+    """setup.py (DataflowRunner's --setup_file) lists exactly this repository's modules that
+    create_pretraining_data.py imports, directly or through them; its sdist holds them."""
+    import ast
+    import tarfile
+
+    ours = {name[:-3] for name in os.listdir(REPO_ROOT) if name.endswith(".py")}
+    needed, pending = set(), ["create_pretraining_data"]
+    while pending:
+        module = pending.pop()
+        needed.add(module)
+        with open(os.path.join(REPO_ROOT, f"{module}.py"), encoding="utf-8") as reader:
+            tree = ast.parse(reader.read())
+        for node in ast.walk(tree):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module]
+                if isinstance(node, ast.ImportFrom) and node.level == 0
+                else []
+            )
+            pending += [n for n in names if n in ours and n not in needed and n not in pending]
+    setup = ast.parse(open(os.path.join(REPO_ROOT, "setup.py"), encoding="utf-8").read())
+    listed = next(
+        ast.literal_eval(node.value)
+        for node in ast.walk(setup)
+        if isinstance(node, ast.keyword) and node.arg == "py_modules"
+    )
+    assert set(listed) == needed
+    result = subprocess.run(
+        [
+            sys.executable,
+            "setup.py",
+            "-q",
+            "egg_info",
+            f"--egg-base={tmp_path}",  # nothing written into the checkout
+            "sdist",
+            f"--dist-dir={tmp_path}",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    (archive,) = tmp_path.glob("*.tar.gz")
+    with tarfile.open(archive) as tar:
+        packed = {os.path.basename(name)[:-3] for name in tar.getnames() if name.endswith(".py")}
+    assert needed <= packed

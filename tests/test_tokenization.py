@@ -431,13 +431,18 @@ GENERATED_CASES = {
 
 
 @pytest.mark.parametrize("case", GENERATED_CASES)
-def test_encode_batch_equals_full_tokenizer_on_generated_text(vocab_cases, generated_texts, case):
-    """All 20,000 generated texts (conftest.generated_texts) in each case."""
+def test_encode_and_encode_batch_equal_full_tokenizer_on_generated_text(
+    vocab_cases, generated_texts, case
+):
+    """All 20,000 generated texts (conftest.generated_texts) in each case, through the graph
+    (encode_batch) and through the per-word memo (encode), which sees each text twice."""
     vocab, do_lower_case, protect = GENERATED_CASES[case]
     tokenizer = tokenization.FullTokenizer(vocab_cases[vocab], do_lower_case, protect)
     got = tokenizer.encode_batch(generated_texts)
     for text, got_ids in zip(generated_texts, got):
-        assert got_ids == tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text)), repr(text)
+        expected = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(text))
+        assert got_ids == expected, repr(text)
+        assert tokenizer.encode(text) == expected and tokenizer.encode(text) == expected, repr(text)
 
 
 # SentencePiece.
