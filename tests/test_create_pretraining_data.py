@@ -600,6 +600,31 @@ def test_kill_9_of_the_beam_run_leaves_no_output_and_the_rerun_writes_the_local_
     assert file_bytes(outputs) == file_bytes(local)
 
 
+def test_without_runner_nothing_of_beam_is_imported(tmp_path, bert_base_uncased_vocab):
+    """The local path, run as its __main__ line runs it, on the repository's sample text."""
+    code = (
+        "import atexit, sys; import create_pretraining_data as cpd, errors; "
+        "atexit.register(lambda: print(sorted(m for m in sys.modules if 'apache_beam' in m)[:3])); "
+        "errors.run_script(cpd.main, cpd.parse_flags)"
+    )
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            f"--input_file={os.path.join(REPO_ROOT, 'sample_text.txt')}",
+            f"--output_file={tmp_path / 'out.tfrecord'}",
+            f"--vocab_file={bert_base_uncased_vocab}",
+            "--dupe_factor=1",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]" and (tmp_path / "out.tfrecord").stat().st_size > 0
+
+
 def test_the_beam_workers_package_holds_every_module_the_pipeline_imports(tmp_path):
     """setup.py (DataflowRunner's --setup_file) lists exactly this repository's modules that
     create_pretraining_data.py imports, directly or through them; its sdist holds them."""
