@@ -804,7 +804,7 @@ def run_beam_pipeline(options, settings, input_files, output_files):
             raise errors.InputError(f"--runner={FLAGS.runner}: the pipeline ended {state}")
         totals = collections.Counter(
             {
-                counter.key.metric.name: counter.committed
+                counter.key.metric.name: counter.result
                 for counter in result.metrics().query(
                     MetricsFilter().with_namespace(_BEAM_NAMESPACE)
                 )["counters"]
