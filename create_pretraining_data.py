@@ -201,8 +201,6 @@ def create_masked_lm_predictions(
             if len(masked) + len(indexes) <= num_to_predict:
                 masked.extend(indexes)
     else:
-        # Every candidate is one token: the first num_to_predict of a random order are a
-        # uniformly drawn sample, in the order drawn.
         if input_ids.count(vocab.cls_id) + input_ids.count(vocab.sep_id) == 3:
             # Only the [CLS] a [SEP] b [SEP] layout's own: the candidates are its segments.
             second = input_ids.index(vocab.sep_id)
@@ -211,8 +209,9 @@ def create_masked_lm_predictions(
             candidates = [
                 index for index, token_id in enumerate(input_ids) if token_id not in special
             ]
-        # The masked set is uniformly random (order does not matter: each masked token is then
-        # drawn on its own, and the positions sorted): draw indexes until enough are distinct.
+        # Every candidate is one token, so the reference's first num_to_predict of a random order
+        # are a uniformly random set (its order does not matter: each masked token is then drawn
+        # on its own, and the positions sorted): draw indexes until enough are distinct.
         chosen, random = set(), rng.random
         count, size = min(num_to_predict, len(candidates)), len(candidates)
         while len(chosen) < count:
@@ -540,7 +539,7 @@ def built_shards(settings, shards, num_workers, num_outputs):
             yield pending.popleft().get()
 
 
-def write_locally(settings, input_files, output_files, num_workers):
+def write_locally(settings, input_files, output_files, documents_per_shard, num_workers):
     """The shards built on num_workers processes, their instances written round-robin; totals."""
     totals = collections.Counter()
     started = last_log = time.time()
@@ -552,7 +551,7 @@ def write_locally(settings, input_files, output_files, num_workers):
         writers = [stack.enter_context(file_io.open_file(path, "wb")) for path in temporary_files]
         for pieces, counters, examples in built_shards(
             settings,
-            read_document_shards(input_files, FLAGS.documents_per_shard),
+            read_document_shards(input_files, documents_per_shard),
             num_workers,
             len(writers),
         ):
@@ -573,10 +572,15 @@ def write_locally(settings, input_files, output_files, num_workers):
                     totals["instances"] / (last_log - started),
                 )
         if not totals["instances"]:
-            raise errors.InputError(
-                f"--input_file: {FLAGS.input_file} gave no instances (no non-empty documents?)"
-            )
+            raise no_instances_error()
     return totals
+
+
+def no_instances_error():
+    """Raised before the outputs are renamed into place: what was there stays."""
+    return errors.InputError(
+        f"--input_file: {FLAGS.input_file} gave no instances (no non-empty documents?)"
+    )
 
 
 def log_example(example):
@@ -604,10 +608,11 @@ def parse_flags(argv):
     return errors.parse_flags(argv)
 
 
-def beam_pipeline_options(runner, args, num_workers, num_workers_given):
-    """Beam's PipelineOptions of --runner and the pass-through args; InputError for anything
-    Beam does not know, before any work."""
+def beam_pipeline(runner, args, num_workers, num_workers_given):
+    """An empty beam.Pipeline on --runner with the pass-through args; InputError for a runner or
+    an option Beam does not know, before any work."""
     try:
+        import apache_beam as beam
         from apache_beam.options.pipeline_options import PipelineOptions
     except ImportError:
         raise errors.InputError(
@@ -618,9 +623,7 @@ def beam_pipeline_options(runner, args, num_workers, num_workers_given):
             raise errors.InputError(
                 f"{arg}: unexpected argument (Beam's pipeline options are --name=value)"
             )
-    given = {arg[2:].split("=", 1)[0] for arg in args}
-    if "runner" in given:
-        raise errors.InputError("--runner: given twice")
+    given = {arg[2:].split("=", 1)[0] for arg in args}  # never --runner: absl takes it
     args = list(args)
     if runner in ("DirectRunner", "direct"):
         # Beam's DirectRunner first tries to download the Go Prism runner (from GitHub), then
@@ -642,7 +645,10 @@ def beam_pipeline_options(runner, args, num_workers, num_workers_given):
         raise errors.InputError(
             f"--{sorted(unknown)[0]}: neither a flag of this script nor a Beam pipeline option"
         )
-    return options
+    try:
+        return beam.Pipeline(options=options)
+    except ValueError as error:
+        raise errors.InputError(f"--runner={runner}: {error}") from None
 
 
 def beam_text_lines(path):
@@ -733,8 +739,9 @@ def beam_concatenate_output(indexed_temporary, instances_per_shard, staging_dire
     return ()
 
 
-def run_beam_pipeline(options, settings, input_files, output_files):
-    """The pipeline on options' runner; the outputs renamed into place when it has finished.
+def run_beam_pipeline(pipeline, settings, input_files, output_files, documents_per_shard):
+    """The algorithm on `pipeline` (beam_pipeline's); the outputs renamed into place when it has
+    finished.
 
     Returns the totals the runner's metrics report (empty when it reports none).
     """
@@ -762,10 +769,6 @@ def run_beam_pipeline(options, settings, input_files, output_files):
     temporaries = [file_io.temporary_path(path) for path in output_files]
     staging_directory = temporaries[0] + ".pieces"
     try:
-        try:
-            pipeline = beam.Pipeline(options=options)
-        except ValueError as error:
-            raise errors.InputError(f"--runner={FLAGS.runner}: {error}") from None
         files = pipeline | "Files" >> beam.Create(list(enumerate(input_files)))
         documents_per_file = files | "CountDocuments" >> beam.ParDo(
             ThisModule("beam_count_documents")
@@ -776,7 +779,7 @@ def run_beam_pipeline(options, settings, input_files, output_files):
             >> beam.ParDo(
                 ThisModule("beam_shard_documents"),
                 beam.pvalue.AsDict(documents_per_file),
-                FLAGS.documents_per_shard,
+                documents_per_shard,
             )
             | "GroupShards" >> beam.GroupByKey()
             | "BuildShards"
@@ -811,9 +814,7 @@ def run_beam_pipeline(options, settings, input_files, output_files):
             }
         )
         if totals and not totals["instances"]:
-            raise errors.InputError(
-                f"--input_file: {FLAGS.input_file} gave no instances (no non-empty documents?)"
-            )
+            raise no_instances_error()
         for temporary, path in zip(temporaries, output_files):
             with file_io.reporting(path, ": cannot be written"):
                 file_io.rename(temporary, path)
@@ -834,7 +835,7 @@ def main(argv):
     if not FLAGS.vocab_file and not FLAGS.spm_model_file:
         raise errors.InputError("--vocab_file (or --spm_model_file) is required")
     if FLAGS.runner:
-        options = beam_pipeline_options(
+        pipeline = beam_pipeline(
             FLAGS.runner, pipeline_args, FLAGS.num_workers, FLAGS["num_workers"].present
         )
     input_files = file_io.expand_input_files(FLAGS.input_file, "input_file")
@@ -875,9 +876,13 @@ def main(argv):
 
     started = time.time()
     if FLAGS.runner:
-        totals = run_beam_pipeline(options, settings, input_files, output_files)
+        totals = run_beam_pipeline(
+            pipeline, settings, input_files, output_files, FLAGS.documents_per_shard
+        )
     else:
-        totals = write_locally(settings, input_files, output_files, FLAGS.num_workers)
+        totals = write_locally(
+            settings, input_files, output_files, FLAGS.documents_per_shard, FLAGS.num_workers
+        )
     elapsed = time.time() - started
     if not totals:
         logging.info(
