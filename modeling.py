@@ -300,6 +300,11 @@ class LayerNorm(tf.Module):
         return tf.cast(y, x.dtype)
 
 
+def gather_positions(sequence, positions):
+    """sequence [B, S, H], positions int [B, P] → [B, P, H]: the vectors at those positions."""
+    return tf.gather(sequence, tf.cast(positions, tf.int32), batch_dims=1)
+
+
 class BertEmbeddings(tf.Module):
     """`bert/embeddings`: word + token type + learned absolute position embeddings, LayerNorm, dropout."""
 
@@ -353,24 +358,28 @@ class BertSelfAttention(tf.Module):
         self.head_size = config.head_size
         self.dropout_prob = config.attention_probs_dropout_prob
 
-    def __call__(self, hidden_states, mask_penalty, batch_size, seq_length, training):
-        """hidden_states [B·S, H]; mask_penalty float32 [B, 1, 1, T] → context [B·S, H]."""
+    def __call__(
+        self, from_states, to_states, mask_penalty, batch_size, from_length, to_length, training
+    ):
+        """Queries from from_states [B·F, H], keys and values from to_states [B·T, H] (the same
+        states but for the last layer of BertModel(final_positions=...)); mask_penalty float32
+        [B, 1, 1, T] → context [B·F, H]."""
 
-        def split_heads(x):  # [B·S, H] → [B, N, S, D]
+        def split_heads(x, length):  # [B·length, H] → [B, N, length, D]
             return tf.transpose(
-                tf.reshape(x, [batch_size, seq_length, self.num_heads, self.head_size]),
+                tf.reshape(x, [batch_size, length, self.num_heads, self.head_size]),
                 [0, 2, 1, 3],
             )
 
-        query = split_heads(self.query(hidden_states))
-        key = split_heads(self.key(hidden_states))
-        value = split_heads(self.value(hidden_states))
+        query = split_heads(self.query(from_states), from_length)
+        key = split_heads(self.key(to_states), to_length)
+        value = split_heads(self.value(to_states), to_length)
         scores = tf.matmul(query, key, transpose_b=True)  # [B, N, F, T]
         scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(self.head_size)) + mask_penalty
         probs = dropout(tf.nn.softmax(scores), self.dropout_prob, training)  # [B, N, F, T]
         context = tf.matmul(tf.cast(probs, value.dtype), value)  # [B, N, F, D]
         context = tf.transpose(context, [0, 2, 1, 3])  # [B, F, N, D]
-        return tf.reshape(context, [batch_size * seq_length, self.num_heads * self.head_size])
+        return tf.reshape(context, [batch_size * from_length, self.num_heads * self.head_size])
 
 
 class BertResidualOutput(tf.Module):
@@ -408,10 +417,26 @@ class BertLayer(tf.Module):
         )
         self.output = BertResidualOutput(config, f"{scope}/output", config.intermediate_size)
 
-    def __call__(self, hidden_states, mask_penalty, batch_size, seq_length, training):
-        """hidden_states [B·S, H] → [B·S, H]."""
-        context = self.attention_self(hidden_states, mask_penalty, batch_size, seq_length, training)
-        attention_output = self.attention_output(context, hidden_states, training)
+    def __call__(
+        self, hidden_states, mask_penalty, batch_size, seq_length, training, positions=None
+    ):
+        """hidden_states [B·S, H] → [B·S, H]; with positions int [B, P], only those positions'
+        outputs [B·P, H] (every position still serves as a key and a value)."""
+        if positions is None:
+            from_states, from_length = hidden_states, seq_length
+        else:
+            hidden = hidden_states.shape[-1]
+            from_states = tf.reshape(
+                gather_positions(
+                    tf.reshape(hidden_states, [batch_size, seq_length, hidden]), positions
+                ),
+                [-1, hidden],
+            )  # [B·P, H]
+            from_length = positions.shape[1] or tf.shape(positions)[1]
+        context = self.attention_self(
+            from_states, hidden_states, mask_penalty, batch_size, from_length, seq_length, training
+        )
+        attention_output = self.attention_output(context, from_states, training)
         return self.output(self.intermediate(attention_output), attention_output, training)
 
 
@@ -479,11 +504,20 @@ class BertModel(tf.Module):
                 f"{self.config.max_position_embeddings} of the bert config"
             )
 
-    def __call__(self, input_ids, input_mask=None, token_type_ids=None, training=False):
+    def __call__(
+        self, input_ids, input_mask=None, token_type_ids=None, training=False, final_positions=None
+    ):
         """input_ids, input_mask (default all ones), token_type_ids (default zeros): int [B, S].
 
         Returns BertModelOutputs: sequence_output [B, S, H], pooled_output [B, H], all_encoder_layers
         (one [B, S, H] per layer), embedding_output [B, S, H]; all in the compute dtype.
+
+        final_positions: optional int [B, P], the only positions whose final-layer vectors the
+        caller reads (masked-LM positions, the [CLS] token), position 0 first (the pooler reads
+        it). The last layer then computes only those (their queries, attention output and
+        feed-forward; every position's keys and values), and sequence_output and the last of
+        all_encoder_layers are [B, P, H], the vectors at those positions: the same values, less
+        work (for a [CLS]-only classifier, a layer's worth of the feed-forward and projections).
         """
         input_ids = tf.convert_to_tensor(input_ids)
         input_mask = (
@@ -495,6 +529,12 @@ class BertModel(tf.Module):
             else tf.convert_to_tensor(token_type_ids)
         )
         self._check_inputs(input_ids, input_mask, token_type_ids)
+        if final_positions is not None:
+            final_positions = tf.convert_to_tensor(final_positions)
+            if final_positions.shape.rank != 2:
+                raise InputError(
+                    f"final_positions must be [batch, positions], got {final_positions.shape}"
+                )
         # The sequence length is static when batches are padded to max_seq_length (training, XLA)
         # and dynamic in exported SavedModels, which take any length.
         batch_size, seq_length = (
@@ -513,18 +553,24 @@ class BertModel(tf.Module):
         # Layers work on [B·S, H] so that every dense layer is one plain matmul.
         hidden_states = tf.reshape(embedding_output, [-1, hidden])
         all_encoder_layers = []
-        for layer in self.layers:
+        for layer in self.layers[:-1]:
             hidden_states = layer(hidden_states, mask_penalty, batch_size, seq_length, training)
             all_encoder_layers.append(tf.reshape(hidden_states, [batch_size, seq_length, hidden]))
-        sequence_output = all_encoder_layers[-1]
+        output_length = (
+            seq_length
+            if final_positions is None
+            else final_positions.shape[1] or tf.shape(final_positions)[1]
+        )
+        sequence_output = tf.reshape(
+            self.layers[-1](
+                hidden_states, mask_penalty, batch_size, seq_length, training, final_positions
+            ),
+            [batch_size, output_length, hidden],
+        )  # [B, S, H], or [B, P, H] at final_positions
+        all_encoder_layers.append(sequence_output)
         return BertModelOutputs(
             sequence_output, self.pooler(sequence_output), all_encoder_layers, embedding_output
         )
-
-
-def gather_positions(sequence, positions):
-    """sequence [B, S, H], positions int [B, P] → [B, P, H]: the vectors at those positions."""
-    return tf.gather(sequence, tf.cast(positions, tf.int32), batch_dims=1)
 
 
 class MaskedLMHead(tf.Module):
@@ -544,13 +590,16 @@ class MaskedLMHead(tf.Module):
         self.output_bias = tf.Variable(tf.zeros([config.vocab_size]), name=f"{scope}/output_bias")
         self.embedding_table = embedding_table
 
-    def __call__(self, sequence_output, masked_lm_positions):
-        """sequence_output [B, S, H], masked_lm_positions int [B, P] → float32 logits [B, P, V]."""
-        hidden = self.layer_norm(
-            self.transform(gather_positions(sequence_output, masked_lm_positions))
-        )
+    def __call__(self, masked_output):
+        """masked_output [B, P, H], the final-layer vectors at the masked positions → float32
+        logits [B, P, V]."""
+        hidden_size = masked_output.shape[-1]
+        # One [B·P, H] × [H, V] matmul: a batched one would broadcast the table and sum its
+        # gradient from B copies of [V, H] (a gigabyte for BERT-Mini at batch 32).
+        hidden = self.layer_norm(self.transform(tf.reshape(masked_output, [-1, hidden_size])))
         logits = tf.matmul(hidden, tf.cast(self.embedding_table, hidden.dtype), transpose_b=True)
-        return tf.cast(logits, tf.float32) + self.output_bias
+        logits = tf.cast(logits, tf.float32) + self.output_bias  # [B·P, V]
+        return tf.reshape(logits, tf.concat([tf.shape(masked_output)[:2], [-1]], 0))
 
 
 class OutputWeightsHead(tf.Module):
@@ -591,8 +640,15 @@ class BertPretrainingModel(tf.Module):
 
     def __call__(self, input_ids, input_mask, token_type_ids, masked_lm_positions, training=False):
         """int [B, S] inputs, masked_lm_positions int [B, P] → (MLM logits [B, P, V], NSP logits [B, 2])."""
-        outputs = self.bert(input_ids, input_mask, token_type_ids, training)
-        return self.masked_lm(outputs.sequence_output, masked_lm_positions), self.next_sentence(
+        positions = tf.cast(masked_lm_positions, tf.int32)
+        outputs = self.bert(
+            input_ids,
+            input_mask,
+            token_type_ids,
+            training,
+            final_positions=tf.concat([tf.zeros_like(positions[:, :1]), positions], 1),
+        )  # sequence_output [B, 1 + P, H]: [CLS], then the masked positions
+        return self.masked_lm(outputs.sequence_output[:, 1:]), self.next_sentence(
             outputs.pooled_output
         )
 
@@ -618,8 +674,15 @@ class BertClassifierModel(tf.Module):
 
     def __call__(self, input_ids, input_mask, token_type_ids, training=False):
         """int [B, S] inputs → float32 logits [B, L]."""
-        pooled = self.bert(input_ids, input_mask, token_type_ids, training).pooled_output
+        pooled = self.bert(
+            input_ids, input_mask, token_type_ids, training, first_token_only(input_ids)
+        ).pooled_output
         return self.classifier(dropout(pooled, CLASSIFIER_DROPOUT_PROB, training))
+
+
+def first_token_only(input_ids):
+    """final_positions int [B, 1] of zeros: a head that reads only the pooled [CLS] vector."""
+    return tf.zeros([tf.shape(input_ids)[0], 1], tf.int32)
 
 
 class HubEncoder(tf.Module):
@@ -673,8 +736,12 @@ class HubEncoder(tf.Module):
             hidden_size = int(self(probe, probe, probe).pooled_output.shape[-1])
             self.config = BertConfig(1, hidden_size=hidden_size, num_attention_heads=1)
 
-    def __call__(self, input_ids, input_mask, token_type_ids, training=False):
-        """int [B, S] inputs → BertModelOutputs (no embedding_output: the interface has none)."""
+    def __call__(
+        self, input_ids, input_mask, token_type_ids, training=False, final_positions=None
+    ):
+        """int [B, S] inputs → BertModelOutputs (no embedding_output: the interface has none);
+        final_positions as BertModel's (here the module computes every position and the
+        sequence output is gathered at them)."""
         outputs = self.module(
             {
                 "input_word_ids": tf.cast(input_ids, tf.int32),
@@ -683,12 +750,10 @@ class HubEncoder(tf.Module):
             },
             training=training,
         )
-        return BertModelOutputs(
-            outputs["sequence_output"],
-            outputs["pooled_output"],
-            list(outputs["encoder_outputs"]),
-            None,
-        )
+        sequence_output, layers = outputs["sequence_output"], list(outputs["encoder_outputs"])
+        if final_positions is not None:
+            sequence_output = layers[-1] = gather_positions(sequence_output, final_positions)
+        return BertModelOutputs(sequence_output, outputs["pooled_output"], layers, None)
 
 
 class BertSquadModel(tf.Module):
@@ -734,11 +799,13 @@ class BertMultipleChoiceModel(tf.Module):
     def __call__(self, input_ids, input_mask, token_type_ids, training=False):
         """int [B, C, S] inputs, C choices → float32 logits [B, C]."""
         shape = tf.shape(input_ids)
+        sequences = tf.reshape(input_ids, [-1, shape[2]])  # [B·C, S]
         pooled = self.bert(
-            tf.reshape(input_ids, [-1, shape[2]]),
+            sequences,
             tf.reshape(input_mask, [-1, shape[2]]),
             tf.reshape(token_type_ids, [-1, shape[2]]),
             training,
+            first_token_only(sequences),
         ).pooled_output  # [B·C, H]
         logits = self.classifier(dropout(pooled, CLASSIFIER_DROPOUT_PROB, training))  # [B·C, 1]
         return tf.reshape(logits, shape[:2])

@@ -414,6 +414,67 @@ def test_reference_implementation_restores_our_checkpoint(tmp_path):
     assert max_abs_diff(ours.pooled_output, reference["pooled_output"]) < 1e-5
 
 
+def test_final_positions_compute_the_same_vectors_as_the_whole_last_layer():
+    """BertModel(final_positions=...) is the whole encoder gathered at those positions (padding
+    keys still masked, every position a key), and the heads that use it (masked LM + NSP,
+    classifier, multiple choice) equal the same heads on the whole last layer, within 1e-5;
+    with gradients (XLA) too."""
+    config = tiny_config()
+    model = modeling.BertPretrainingModel(config)
+    randomize(model)
+    input_ids, input_mask, token_type_ids = make_inputs()
+    positions = np.random.RandomState(3).randint(0, SEQ, size=(BATCH, 4)).astype(np.int32)
+    first_then_masked = np.concatenate([np.zeros((BATCH, 1), np.int32), positions], 1)
+
+    whole = model.bert(input_ids, input_mask, token_type_ids)
+    chosen = model.bert(input_ids, input_mask, token_type_ids, final_positions=first_then_masked)
+    expected = np.take_along_axis(whole.sequence_output.numpy(), first_then_masked[..., None], 1)
+    assert chosen.sequence_output.shape == (BATCH, 5, 32)
+    assert max_abs_diff(chosen.sequence_output, expected) < 1e-5
+    assert chosen.all_encoder_layers[-1] is chosen.sequence_output
+    for ours, full in zip(chosen.all_encoder_layers[:-1], whole.all_encoder_layers[:-1]):
+        assert max_abs_diff(ours, full) < 1e-6
+    assert max_abs_diff(chosen.pooled_output, whole.pooled_output) < 1e-5
+
+    # The masked-LM head on the gathered whole-layer vectors, as before final_positions.
+    mlm_logits, nsp_logits = model(input_ids, input_mask, token_type_ids, positions)
+    assert max_abs_diff(mlm_logits, model.masked_lm(expected[:, 1:])) < 1e-5
+    assert max_abs_diff(nsp_logits, model.next_sentence(whole.pooled_output)) < 1e-5
+
+    def gradients(final_positions):
+        with tf.GradientTape() as tape:
+            outputs = model.bert(
+                input_ids, input_mask, token_type_ids, final_positions=final_positions
+            )
+            chosen_vectors = (
+                outputs.sequence_output
+                if final_positions is not None
+                else tf.gather(outputs.sequence_output, first_then_masked, batch_dims=1)
+            )
+            loss = tf.reduce_sum(chosen_vectors**2) + tf.reduce_sum(outputs.pooled_output)
+        return [
+            tf.convert_to_tensor(g)
+            for g in tape.gradient(loss, model.bert.trainable_variables)
+        ]
+
+    for ours, full in zip(
+        tf.function(gradients, jit_compile=True)(first_then_masked), gradients(None)
+    ):
+        scale = max(1.0, float(np.max(np.abs(full))))
+        assert max_abs_diff(ours, full) / scale < 1e-5
+
+    classifier = modeling.BertClassifierModel(config, num_labels=3, encoder=model.bert)
+    expected_logits = classifier.classifier(whole.pooled_output)
+    assert max_abs_diff(classifier(input_ids, input_mask, token_type_ids), expected_logits) < 1e-5
+
+    choices = modeling.BertMultipleChoiceModel(config)
+    randomize(choices)
+    stacked = [np.stack([x[:6], x[6:12]], 1) for x in (input_ids, input_mask, token_type_ids)]
+    pooled = choices.bert(*[x.reshape(12, SEQ) for x in stacked]).pooled_output
+    expected_choices = tf.reshape(choices.classifier(pooled), [6, 2])
+    assert max_abs_diff(choices(*stacked), expected_choices) < 1e-5
+
+
 # Compilation and precision.
 
 
