@@ -736,9 +736,7 @@ class HubEncoder(tf.Module):
             hidden_size = int(self(probe, probe, probe).pooled_output.shape[-1])
             self.config = BertConfig(1, hidden_size=hidden_size, num_attention_heads=1)
 
-    def __call__(
-        self, input_ids, input_mask, token_type_ids, training=False, final_positions=None
-    ):
+    def __call__(self, input_ids, input_mask, token_type_ids, training=False, final_positions=None):
         """int [B, S] inputs → BertModelOutputs (no embedding_output: the interface has none);
         final_positions as BertModel's (here the module computes every position and the
         sequence output is gathered at them)."""

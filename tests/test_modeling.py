@@ -453,8 +453,7 @@ def test_final_positions_compute_the_same_vectors_as_the_whole_last_layer():
             )
             loss = tf.reduce_sum(chosen_vectors**2) + tf.reduce_sum(outputs.pooled_output)
         return [
-            tf.convert_to_tensor(g)
-            for g in tape.gradient(loss, model.bert.trainable_variables)
+            tf.convert_to_tensor(g) for g in tape.gradient(loss, model.bert.trainable_variables)
         ]
 
     for ours, full in zip(
