@@ -218,6 +218,8 @@ def main(argv):
             example_signature(FLAGS.max_seq_length),
             predict_outputs,
             checkpoint=FLAGS.init_checkpoint,
+            # One pass to count the lines (cheap beside the model) gives the progress an ETA.
+            num_examples=sum(1 for _ in file_io.read_lines(FLAGS.input_file)),
         )
         for output in outputs:
             if FLAGS.pooling == "none":

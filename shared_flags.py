@@ -337,14 +337,15 @@ def define_training_flags():
 
 
 def define_dynamic_padding():
-    """--dynamic_padding: batches padded to a length bucket above their longest example."""
+    """--dynamic_padding: batches padded to their longest example (training: a bucket above it)."""
     _define(
         flags.DEFINE_bool,
         "dynamic_padding",
         True,
-        "Pad each batch only to the first of 16, 24, 32, 48, 64, 96, 128, ... --max_seq_length "
-        "that holds its longest example, not to --max_seq_length (records stay padded to it). "
-        "Ignored on TPU, which keeps the static shape.",
+        "Pad each batch only to its longest example, not to --max_seq_length (records stay "
+        "padded to it); training batches to the first of 16, 24, 32, 48, 64, 96, 128, ... "
+        "--max_seq_length that holds it (a compiled step per length). Ignored on TPU, which "
+        "keeps the static shape.",
     )
 
 

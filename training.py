@@ -156,21 +156,23 @@ def length_buckets(max_length):
     return sorted(length for length in lengths if length < max_length) + [max_length]
 
 
-def pad_to_length_bucket(features):
-    """A batch {name: [b, ..., S]} with its sequence features cut on their last axis to the
-    smallest of length_buckets(S) that holds its longest sequence (the most ones of a row of
-    input_mask; [b, S], or [b, choices, S] for multiple choice).
+def cut_padding(features, to_bucket):
+    """A batch {name: [b, ..., S]} with its sequence features cut on their last axis to its
+    longest sequence (the most ones of a row of input_mask; [b, S], or [b, choices, S] for
+    multiple choice), or with to_bucket to the smallest of length_buckets(S) that holds it.
 
+    Training cuts to buckets: its XLA step compiles once per shape. Evaluation and prediction
+    run TensorFlow's kernels, which compile nothing per shape, and cut to the longest sequence.
     What the cut removes is padding: positions past every example's length, which attention
     masks out and no label points at, so the model's outputs at the kept positions are unchanged.
     A batch without input_mask is left as it is.
     """
     if "input_mask" not in features:
         return features
-    max_length = features["input_mask"].shape[-1]
-    buckets = tf.constant(length_buckets(max_length), tf.int32)
-    longest = tf.reduce_max(tf.reduce_sum(tf.cast(features["input_mask"], tf.int32), axis=-1))
-    length = buckets[tf.searchsorted(buckets, longest[tf.newaxis])[0]]
+    length = tf.reduce_max(tf.reduce_sum(tf.cast(features["input_mask"], tf.int32), axis=-1))
+    if to_bucket:
+        buckets = tf.constant(length_buckets(features["input_mask"].shape[-1]), tf.int32)
+        length = buckets[tf.searchsorted(buckets, length[tf.newaxis])[0]]
     return {
         name: tensor[..., :length] if name in SEQUENCE_FEATURES else tensor
         for name, tensor in features.items()
@@ -187,7 +189,8 @@ def record_dataset_fn(
     there are fewer files than machines. Batches are static-shaped, as the TPU needs.
     Evaluation and prediction: records in file order, each pipeline its share of the records,
     the last batch padded with examples whose `is_real_example` is 0. With dynamic_padding, each
-    batch is cut to its length bucket (pad_to_length_bucket): static batch size, dynamic length.
+    batch is cut (cut_padding): to its length bucket in training, to its longest example in
+    evaluation and prediction; static batch size, dynamic length.
 
     Args:
       parse_batch: serialized records string [b] → {name: tensor [b, ...]}.
@@ -223,7 +226,7 @@ def record_dataset_fn(
             parse_batch, num_parallel_calls=tf.data.AUTOTUNE
         )
         if dynamic_padding:
-            dataset = dataset.map(pad_to_length_bucket)
+            dataset = dataset.map(lambda features: cut_padding(features, to_bucket=True))
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     return dataset_fn
@@ -233,8 +236,8 @@ def batch_every_example(dataset, batch_size, dynamic_padding=False, replicas=1):
     """Batches of every example of `dataset`, in order, with `is_real_example` 1, padded with
     all-zero examples whose is_real_example is 0 to a whole number of batches for each of the
     pipeline's `replicas` (a replica left without a batch would get an empty one, whose unknown
-    length dynamic padding cannot trace). Static-shaped, or each batch cut to its length bucket
-    with dynamic_padding."""
+    length dynamic padding cannot trace). Static-shaped, or each batch cut to its longest
+    example with dynamic_padding."""
     dataset = dataset.map(
         lambda features: {**features, "is_real_example": tf.constant(1, tf.int32)}
     )
@@ -249,7 +252,7 @@ def batch_every_example(dataset, batch_size, dynamic_padding=False, replicas=1):
         .batch(batch_size, drop_remainder=True)  # drops nothing: static-shaped, as the TPU needs
     )
     if dynamic_padding:
-        dataset = dataset.map(pad_to_length_bucket)
+        dataset = dataset.map(lambda features: cut_padding(features, to_bucket=False))
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
@@ -357,8 +360,8 @@ class Trainer:
       precision: "fp32", "bf16" or "fp16" compute (variables stay float32; fp16 scales the loss).
       use_xla: compile the training step (on one device with its update, else the forward and
         backward pass); on TPU everything is compiled.
-      dynamic_padding: pad each batch only to the length bucket of its longest example
-        (pad_to_length_bucket) instead of max_seq_length; ignored on TPU, whose compiled program
+      dynamic_padding: pad each batch only to its longest example (training: to that length's
+        bucket; cut_padding) instead of max_seq_length; ignored on TPU, whose compiled program
         keeps the static shape.
       random_seed: of the initial weights, dropout and the input shuffle.
       use_one_hot_embeddings: one-hot embedding lookups; default: on TPU.
@@ -704,7 +707,8 @@ class Trainer:
 
         replica_step = self.eval_step(compute_metrics, sums)
 
-        @tf.function
+        # Lengths vary batch to batch: one trace with an unknown length, not one each.
+        @tf.function(reduce_retracing=True)
         def eval_step(features):
             self.strategy.run(replica_step, args=(features,))
 
@@ -754,7 +758,14 @@ class Trainer:
                 count_records(files),
             )
 
-    def predict_stream(self, make_examples, example_signature, predict_outputs, checkpoint=None):
+    def predict_stream(
+        self,
+        make_examples,
+        example_signature,
+        predict_outputs,
+        checkpoint=None,
+        num_examples=None,
+    ):
         """Yields {name: numpy value} for every example make_examples() yields, in order, reading
         them only as batches need them (neither inputs nor outputs are held whole).
 
@@ -762,7 +773,8 @@ class Trainer:
           make_examples: () → iterator of {name: array}, one example each (called once per input pipeline).
           example_signature: {name: tf.TensorSpec} of one example.
           predict_outputs: (model, features) → {name: tensor [b, ...]}.
-        Their number is not known ahead: the progress lines give the rate, without an ETA.
+          num_examples: how many make_examples yields, for the progress lines' ETA (without it,
+            they give the rate only).
         """
 
         def dataset_fn(input_context):
@@ -783,7 +795,7 @@ class Trainer:
             checkpoint,
             self.predict_batch_size,
             "--predict_batch_size",
-            None,
+            num_examples,
         )
 
     def _predict(self, dataset_fn, predict_outputs, checkpoint, batch_size, flag, num_examples):
@@ -793,7 +805,8 @@ class Trainer:
 
         replica_step = self.predict_step(predict_outputs)
 
-        @tf.function
+        # Lengths vary batch to batch: one trace with an unknown length, not one each.
+        @tf.function(reduce_retracing=True)
         def predict_step(features):
             outputs = self.strategy.run(replica_step, args=(features,))
             return tf.nest.map_structure(

@@ -285,3 +285,47 @@ def test_exported_tokenizers_give_full_tokenizer_ids_on_real_and_generated_text(
     encoded = [text.encode("utf-8", "surrogatepass") for text in generated_texts]
     for start in range(0, len(encoded), 2000):
         check(encoded[start : start + 2000])
+
+
+def test_extract_features_progress_gives_an_eta_from_the_counted_lines(
+    tmp_path, monkeypatch, caplog
+):
+    """12 lines in batches of 4, a line per batch (a 0 s interval): done/total and an ETA."""
+    from absl import flags
+    from absl.testing import flagsaver
+
+    import extract_features
+    import training
+
+    words = ["the", "cat", "sat", "on", "a", "mat"]
+    (tmp_path / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words) + "\n", encoding="utf-8"
+    )
+    config = modeling.BertConfig(
+        vocab_size=11, hidden_size=16, num_hidden_layers=2, num_attention_heads=2
+    )
+    (tmp_path / "bert_config.json").write_text(config.to_json_string(), encoding="utf-8")
+    model = modeling.BertModel(config)
+    modeling.save_checkpoint(str(tmp_path / "model.ckpt"), modeling.variables_by_name(model))
+    (tmp_path / "input.txt").write_text(
+        "".join(" ".join(words[: 1 + i % 6]) + "\n" for i in range(12)), encoding="utf-8"
+    )
+    monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
+    caplog.set_level("INFO")
+    flags.FLAGS.mark_as_parsed()
+    with flagsaver.flagsaver(
+        input_file=str(tmp_path / "input.txt"),
+        output_file=str(tmp_path / "features.jsonl"),
+        vocab_file=str(tmp_path / "vocab.txt"),
+        bert_config_file=str(tmp_path / "bert_config.json"),
+        init_checkpoint=str(tmp_path / "model.ckpt"),
+        max_seq_length=16,
+        batch_size=4,
+        layers="-1",
+        pooling="cls",
+    ):
+        extract_features.main([])
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("prediction: ")]
+    assert progress[0].startswith("prediction: 8/12 examples,") and " eta " in progress[0]
+    assert progress[-1].startswith("prediction: 12 examples in ")
+    assert len((tmp_path / "features.jsonl").read_text().splitlines()) == 12

@@ -344,10 +344,10 @@ def test_length_buckets_grow_by_half_or_a_third_and_end_at_max_length():
     assert training.length_buckets(8) == [8]
 
 
-def test_dynamic_padding_cuts_each_batch_to_its_bucket_and_changes_no_output(tmp_path):
-    """33 records of lengths 3..100 in batches of 8: with dynamic padding each batch's length is
-    the bucket above its longest example, and every example's outputs at its own positions equal
-    those of batches padded to 128 (1e-5)."""
+def test_dynamic_padding_cuts_each_batch_and_changes_no_output(tmp_path):
+    """33 records of lengths 3..100 in batches of 8: with dynamic padding each prediction batch's
+    length is its longest example's (each training batch's, the bucket above it), and every
+    example's outputs at its own positions equal those of batches padded to 128 (1e-5)."""
     import training
 
     lengths = [3 + (i * 37) % 98 for i in range(33)]
@@ -381,12 +381,23 @@ def test_dynamic_padding_cuts_each_batch_to_its_bucket_and_changes_no_output(tmp
     assert len(outputs[True]) == len(outputs[False]) == 33
     for index, (cut, padded) in enumerate(zip(outputs[True], outputs[False])):
         batch = lengths[index // 8 * 8 : index // 8 * 8 + 8]
-        bucket = min(b for b in training.length_buckets(128) if b >= max(batch))
-        assert cut["batch_length"] == bucket and padded["batch_length"] == 128
+        assert cut["batch_length"] == max(batch) and padded["batch_length"] == 128
         length = lengths[index]
         np.testing.assert_allclose(
             cut["sequence_output"][:length], padded["sequence_output"][:length], atol=1e-5
         )
+
+    training_batches = training.record_dataset_fn(
+        [path],
+        training.parse_records(TOKEN_FEATURES),
+        8,
+        is_training=True,
+        dynamic_padding=True,
+    )(tf.distribute.InputContext())
+    for batch in training_batches.take(20):
+        longest = int(tf.reduce_max(tf.reduce_sum(batch["input_mask"], axis=1)))
+        bucket = min(b for b in training.length_buckets(128) if b >= longest)
+        assert batch["input_ids"].shape == (8, bucket)
 
 
 def test_concat_replicas_pads_the_shorter_lengths():
