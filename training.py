@@ -165,11 +165,13 @@ def cut_padding(features, to_bucket):
     run TensorFlow's kernels, which compile nothing per shape, and cut to the longest sequence.
     What the cut removes is padding: positions past every example's length, which attention
     masks out and no label points at, so the model's outputs at the kept positions are unchanged.
-    A batch without input_mask is left as it is.
+    A batch made only of padding examples (a replica's share of the last batch can be) keeps one
+    position, which the model's [CLS] gather reads. A batch without input_mask is left as it is.
     """
     if "input_mask" not in features:
         return features
     length = tf.reduce_max(tf.reduce_sum(tf.cast(features["input_mask"], tf.int32), axis=-1))
+    length = tf.maximum(length, 1)
     if to_bucket:
         buckets = tf.constant(length_buckets(features["input_mask"].shape[-1]), tf.int32)
         length = buckets[tf.searchsorted(buckets, length[tf.newaxis])[0]]

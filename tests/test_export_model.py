@@ -311,7 +311,8 @@ def test_extract_features_progress_gives_an_eta_from_the_counted_lines(
         "".join(" ".join(words[: 1 + i % 6]) + "\n" for i in range(12)), encoding="utf-8"
     )
     monkeypatch.setattr(training, "PROGRESS_SECONDS", 0.0)
-    caplog.set_level("INFO")
+    # On absl's own logger: TensorFlow's SavedModel writing sets it to WARNING in-process.
+    caplog.set_level("INFO", logger="absl")
     flags.FLAGS.mark_as_parsed()
     with flagsaver.flagsaver(
         input_file=str(tmp_path / "input.txt"),

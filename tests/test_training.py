@@ -400,6 +400,22 @@ def test_dynamic_padding_cuts_each_batch_and_changes_no_output(tmp_path):
         assert batch["input_ids"].shape == (8, bucket)
 
 
+def test_cut_padding_keeps_one_position_of_a_batch_made_only_of_padding():
+    """A replica's share of the last prediction batch can be all padding examples (input_mask 0):
+    the cut keeps one position for the [CLS] gather, or the smallest bucket when training."""
+    import training
+
+    padding = {
+        "input_ids": tf.zeros([2, 128], tf.int32),
+        "input_mask": tf.zeros([2, 128], tf.int32),
+        "label_ids": tf.zeros([2], tf.int32),
+    }
+    cut = training.cut_padding(padding, to_bucket=False)
+    assert cut["input_ids"].shape == cut["input_mask"].shape == (2, 1)
+    assert cut["label_ids"].shape == (2,)
+    assert training.cut_padding(padding, to_bucket=True)["input_ids"].shape == (2, 16)
+
+
 def test_concat_replicas_pads_the_shorter_lengths():
     import training
 
@@ -440,7 +456,8 @@ def test_training_and_prediction_log_progress_whatever_iterations_per_loop_is(
         )
         return tf.reduce_mean(tf.square(outputs.pooled_output)), {}
 
-    caplog.set_level("INFO")
+    # On absl's own logger: TensorFlow's SavedModel writing sets it to WARNING in-process.
+    caplog.set_level("INFO", logger="absl")
     trainer.train([path], training.parse_records(TOKEN_FEATURES), compute_loss, (), 6, 1)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
     assert [line.split()[1] for line in lines] == [f"{k}/6" for k in range(1, 7)]
