@@ -1,6 +1,6 @@
 """Ours against the reference's own TF1 graph and transformers, side by side from one run.
 
-    .venv/bin/python benchmarks/bench_vs_reference.py [--rows=pretraining,inference,classifier,squad] [--rounds=2]
+    .venv/bin/python benchmarks/bench_vs_reference.py [--rows=pretraining,inference,classifier,squad,matmul] [--rounds=2]
     .venv/bin/python benchmarks/bench_vs_reference.py --profile [--profile_model=base]
 
 Every measurement runs in its own process, and the implementations of a row alternate, round
@@ -34,6 +34,10 @@ classifier   all-MiniLM-L6-v2 (from its package) fine-tuned on the shared polari
 squad        the same for run_squad.py, seq 384, doc_stride 128, on a SQuAD-format set made from the
              enwiki sample (cloze questions: a sentence of the paragraph with a word asked for),
              BertForQuestionAnswering on the same features.
+matmul       the dense layers' products of a MiniLM prediction batch (32 × 60 positions: [1920, K] ×
+             [K, N] + bias, K, N the hidden 384 or the intermediate 1536), float32, GFLOP/s:
+             TensorFlow's bias_add(matmul) in a tf.function (the kernel our prediction runs)
+             against torch's addmm (what transformers' Linear runs); 50 calls after two.
 --profile    our BERT-Base pretraining step (the run_pretraining.py loss under Trainer.train) in
              TensorFlow's profiler: time by XLA op class, from the profile's per-thunk events
              and the step's HLO (XLA_FLAGS dump), with the share of the step outside XLA.
@@ -59,7 +63,9 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO_ROOT)
 SHARED_DATA = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
 
-flags.DEFINE_list("rows", ["pretraining", "inference", "classifier", "squad"], "Rows to run.")
+flags.DEFINE_list(
+    "rows", ["pretraining", "inference", "classifier", "squad", "matmul"], "Rows to run."
+)
 flags.DEFINE_integer("rounds", 2, "Rounds of every implementation of a row; the best counts.")
 flags.DEFINE_integer("copies", 10, "classifier: copies of the 200 polarity sentences.")
 flags.DEFINE_integer("steps", 6, "Timed steps (batches) per measurement, after warm-up.")
@@ -72,6 +78,10 @@ SIZES = {"base": (12, 768, 12), "mini": (4, 256, 4)}
 PRETRAINING_BATCH = {"base": 8, "mini": 32}
 SEQ, PREDICTIONS, VOCAB = 128, 20, 30522
 INFERENCE_BATCH = 32
+# (rows, inner, columns): a MiniLM prediction batch's query/key/value/output, intermediate and
+# output products.
+MATMUL_SHAPES = ((1920, 384, 384), (1920, 384, 1536), (1920, 1536, 384))
+MATMUL_CALLS = 50
 RESULT = "RESULT "
 
 
@@ -328,6 +338,35 @@ def worker_transformers_inference(spec):
     return steady_rate(forward, INFERENCE_BATCH, FLAGS.steps)
 
 
+def matmul_operands(shape):
+    """Random float32 inputs [rows, inner], weights [inner, columns], bias [columns]."""
+    rows, inner, columns = shape
+    generator = np.random.default_rng(0)
+    return [
+        generator.random(size, np.float32) for size in ((rows, inner), (inner, columns), (columns,))
+    ]
+
+
+def worker_tensorflow_matmul(spec):
+    import tensorflow as tf
+
+    inputs, weights, bias = (tf.constant(value) for value in matmul_operands(spec["shape"]))
+    product = tf.function(lambda: tf.nn.bias_add(tf.matmul(inputs, weights), bias))
+    return steady_rate(lambda: product().numpy(), 2e-9 * np.prod(spec["shape"]), MATMUL_CALLS)
+
+
+def worker_torch_matmul(spec):
+    import torch
+
+    inputs, weights, bias = (torch.from_numpy(value) for value in matmul_operands(spec["shape"]))
+    with torch.no_grad():
+        return steady_rate(
+            lambda: torch.addmm(bias, inputs, weights).numpy(),
+            2e-9 * np.prod(spec["shape"]),
+            MATMUL_CALLS,
+        )
+
+
 def read_records(path, names):
     import tensorflow as tf
 
@@ -415,6 +454,8 @@ WORKERS = {
     "transformers_pretraining": worker_transformers_pretraining,
     "transformers_inference": worker_transformers_inference,
     "transformers_task": worker_transformers_task,
+    "tensorflow_matmul": worker_tensorflow_matmul,
+    "torch_matmul": worker_torch_matmul,
 }
 
 
@@ -711,6 +752,16 @@ def main_table(work):
         anchors = ("ours-padded", "transformers")
         print_row(f"{task} MiniLM fine-tuning", dict(train), anchors)
         print_row(f"{task} MiniLM prediction", dict(predict), anchors)
+    if "matmul" in FLAGS.rows:
+        for shape in MATMUL_SHAPES:
+            rates = best_of_rounds(
+                {
+                    name: lambda name=name: run_worker(worker=f"{name}_matmul", shape=shape)
+                    for name in ("tensorflow", "torch")
+                }
+            )
+            rows, inner, columns = shape
+            print_row(f"matmul [{rows},{inner}]×[{inner},{columns}], GFLOP/s", rates, ("torch",))
 
 
 # The profile.
