@@ -34,7 +34,8 @@ classifier   all-MiniLM-L6-v2 (from its package) fine-tuned on the shared polari
 squad        the same for run_squad.py, seq 384, doc_stride 128, on a SQuAD-format set made from the
              enwiki sample (cloze questions: a sentence of the paragraph with a word asked for),
              BertForQuestionAnswering on the same features.
-matmul       the dense layers' products of a MiniLM prediction batch (32 × 60 positions: [1920, K] ×
+matmul       the dense layers' products of a MiniLM prediction batch (32 × 60 positions, about the
+             longest of a polarity batch of 32: 43 to 65 word pieces, 54 on average; [1920, K] ×
              [K, N] + bias, K, N the hidden 384 or the intermediate 1536), float32, GFLOP/s:
              TensorFlow's bias_add(matmul) in a tf.function (the kernel our prediction runs)
              against torch's addmm (what transformers' Linear runs); 50 calls after two.
@@ -79,7 +80,7 @@ PRETRAINING_BATCH = {"base": 8, "mini": 32}
 SEQ, PREDICTIONS, VOCAB = 128, 20, 30522
 INFERENCE_BATCH = 32
 # (rows, inner, columns): a MiniLM prediction batch's query/key/value/output, intermediate and
-# output products.
+# output products, 32 examples × 60 positions.
 MATMUL_SHAPES = ((1920, 384, 384), (1920, 384, 1536), (1920, 1536, 384))
 MATMUL_CALLS = 50
 RESULT = "RESULT "
