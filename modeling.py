@@ -238,16 +238,30 @@ _tracing = threading.local()
 
 
 @contextlib.contextmanager
+def _tracing_mode(name):
+    previous = getattr(_tracing, name, False)
+    setattr(_tracing, name, True)
+    try:
+        yield
+    finally:
+        setattr(_tracing, name, previous)
+
+
 def compiled_by_xla():
     """Marks what is traced inside as compiled by XLA, where dropout draws its masks with ThreeFry:
     XLA on CPU runs it two to four times faster than Philox, which TensorFlow's own kernels need
     (they have no ThreeFry). The engine traces its compiled steps inside this."""
-    previous = getattr(_tracing, "for_xla", False)
-    _tracing.for_xla = True
-    try:
-        yield
-    finally:
-        _tracing.for_xla = previous
+    return _tracing_mode("for_xla")
+
+
+def skipping_padding():
+    """Marks what is traced inside as run by TensorFlow's kernels, which take shapes known only
+    when the step runs: BertModel then packs the real tokens of a batch (input_mask 1) into one
+    [T, H] matrix for its layers' dense layers and LayerNorms, so that padding costs only its
+    attention scores (and the embeddings). Not under XLA, whose shapes are fixed when it compiles. The engine traces its
+    uncompiled steps (evaluation, prediction, training with --use_xla=False) inside this.
+    """
+    return _tracing_mode("skip_padding")
 
 
 def dropout(x, rate, training):
@@ -305,6 +319,14 @@ def gather_positions(sequence, positions):
     return tf.gather(sequence, tf.cast(positions, tf.int32), batch_dims=1)
 
 
+def unpack_rows(states, rows, count):
+    """states [R, H], the rows `rows` int32 [R, 1] of a [count, H] matrix → that matrix, zeros
+    in the other rows; states as they are when rows is None."""
+    if rows is None:
+        return states
+    return tf.scatter_nd(rows, states, tf.stack([count, tf.shape(states)[1]]))
+
+
 class BertEmbeddings(tf.Module):
     """`bert/embeddings`: word + token type + learned absolute position embeddings, LayerNorm, dropout."""
 
@@ -359,27 +381,41 @@ class BertSelfAttention(tf.Module):
         self.dropout_prob = config.attention_probs_dropout_prob
 
     def __call__(
-        self, from_states, to_states, mask_penalty, batch_size, from_length, to_length, training
+        self,
+        from_states,
+        to_states,
+        mask_penalty,
+        batch_size,
+        from_length,
+        to_length,
+        training,
+        from_rows=None,
+        to_rows=None,
     ):
         """Queries from from_states [B·F, H], keys and values from to_states [B·T, H] (the same
         states but for the last layer of BertModel(final_positions=...)); mask_penalty float32
-        [B, 1, 1, T] → context [B·F, H]."""
+        [B, 1, 1, T] → context [B·F, H]. With from_rows / to_rows int32 [R, 1] (skipping_padding),
+        that side's states are only those rows of [B·F, H] / [B·T, H], [R, H], and so is the
+        context when from_rows is given."""
+        hidden = self.num_heads * self.head_size
 
-        def split_heads(x, length):  # [B·length, H] → [B, N, length, D]
+        def split_heads(x, length, rows):  # [B·length, H], or [R, H] at rows → [B, N, length, D]
+            x = unpack_rows(x, rows, batch_size * length)  # padding rows: zeros, masked out
             return tf.transpose(
                 tf.reshape(x, [batch_size, length, self.num_heads, self.head_size]),
                 [0, 2, 1, 3],
             )
 
-        query = split_heads(self.query(from_states), from_length)
-        key = split_heads(self.key(to_states), to_length)
-        value = split_heads(self.value(to_states), to_length)
+        query = split_heads(self.query(from_states), from_length, from_rows)
+        key = split_heads(self.key(to_states), to_length, to_rows)
+        value = split_heads(self.value(to_states), to_length, to_rows)
         scores = tf.matmul(query, key, transpose_b=True)  # [B, N, F, T]
         scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(self.head_size)) + mask_penalty
         probs = dropout(tf.nn.softmax(scores), self.dropout_prob, training)  # [B, N, F, T]
         context = tf.matmul(tf.cast(probs, value.dtype), value)  # [B, N, F, D]
         context = tf.transpose(context, [0, 2, 1, 3])  # [B, F, N, D]
-        return tf.reshape(context, [batch_size * from_length, self.num_heads * self.head_size])
+        context = tf.reshape(context, [batch_size * from_length, hidden])  # [B·F, H]
+        return context if from_rows is None else tf.gather_nd(context, from_rows)
 
 
 class BertResidualOutput(tf.Module):
@@ -418,23 +454,46 @@ class BertLayer(tf.Module):
         self.output = BertResidualOutput(config, f"{scope}/output", config.intermediate_size)
 
     def __call__(
-        self, hidden_states, mask_penalty, batch_size, seq_length, training, positions=None
+        self,
+        hidden_states,
+        mask_penalty,
+        batch_size,
+        seq_length,
+        training,
+        positions=None,
+        token_rows=None,
     ):
         """hidden_states [B·S, H] → [B·S, H]; with positions int [B, P], only those positions'
-        outputs [B·P, H] (every position still serves as a key and a value)."""
+        outputs [B·P, H] (every position still serves as a key and a value). With token_rows
+        int32 [T, 1] (skipping_padding), hidden_states are only the real tokens' rows of
+        [B·S, H], [T, H], and so is the output unless positions are given."""
+        from_rows = token_rows
         if positions is None:
             from_states, from_length = hidden_states, seq_length
         else:
             hidden = hidden_states.shape[-1]
             from_states = tf.reshape(
                 gather_positions(
-                    tf.reshape(hidden_states, [batch_size, seq_length, hidden]), positions
+                    tf.reshape(
+                        unpack_rows(hidden_states, token_rows, batch_size * seq_length),
+                        [batch_size, seq_length, hidden],
+                    ),
+                    positions,
                 ),
                 [-1, hidden],
             )  # [B·P, H]
             from_length = positions.shape[1] or tf.shape(positions)[1]
+            from_rows = None
         context = self.attention_self(
-            from_states, hidden_states, mask_penalty, batch_size, from_length, seq_length, training
+            from_states,
+            hidden_states,
+            mask_penalty,
+            batch_size,
+            from_length,
+            seq_length,
+            training,
+            from_rows,
+            token_rows,
         )
         attention_output = self.attention_output(context, from_states, training)
         return self.output(self.intermediate(attention_output), attention_output, training)
@@ -518,6 +577,10 @@ class BertModel(tf.Module):
         feed-forward; every position's keys and values), and sequence_output and the last of
         all_encoder_layers are [B, P, H], the vectors at those positions: the same values, less
         work (for a [CLS]-only classifier, a layer's worth of the feed-forward and projections).
+
+        Traced under skipping_padding, the layers compute only the real tokens' rows: the same
+        values at every real position, and zeros at the padding positions of sequence_output
+        and all_encoder_layers.
         """
         input_ids = tf.convert_to_tensor(input_ids)
         input_mask = (
@@ -550,22 +613,44 @@ class BertModel(tf.Module):
         mask_penalty = (
             1.0 - tf.cast(input_mask[:, tf.newaxis, tf.newaxis, :], tf.float32)
         ) * ATTENTION_MASK_PENALTY
-        # Layers work on [B·S, H] so that every dense layer is one plain matmul.
+        # Layers work on [B·S, H] so that every dense layer is one plain matmul; skipping
+        # padding, on the real tokens' rows of it, [T, H].
         hidden_states = tf.reshape(embedding_output, [-1, hidden])
+        token_rows = None
+        if getattr(_tracing, "skip_padding", False):
+            token_rows = tf.cast(tf.where(tf.reshape(input_mask, [-1]) != 0), tf.int32)  # [T, 1]
+            hidden_states = tf.gather_nd(hidden_states, token_rows)  # [T, H]
+        rows = batch_size * seq_length
+
+        def unpacked(states):  # [B·S, H] or [T, H] → [B, S, H]
+            return tf.reshape(
+                unpack_rows(states, token_rows, rows), [batch_size, seq_length, hidden]
+            )
+
         all_encoder_layers = []
         for layer in self.layers[:-1]:
-            hidden_states = layer(hidden_states, mask_penalty, batch_size, seq_length, training)
-            all_encoder_layers.append(tf.reshape(hidden_states, [batch_size, seq_length, hidden]))
+            hidden_states = layer(
+                hidden_states, mask_penalty, batch_size, seq_length, training, None, token_rows
+            )
+            all_encoder_layers.append(unpacked(hidden_states))
         output_length = (
             seq_length
             if final_positions is None
             else final_positions.shape[1] or tf.shape(final_positions)[1]
         )
-        sequence_output = tf.reshape(
-            self.layers[-1](
-                hidden_states, mask_penalty, batch_size, seq_length, training, final_positions
-            ),
-            [batch_size, output_length, hidden],
+        final_states = self.layers[-1](
+            hidden_states,
+            mask_penalty,
+            batch_size,
+            seq_length,
+            training,
+            final_positions,
+            token_rows,
+        )
+        sequence_output = (
+            unpacked(final_states)
+            if final_positions is None
+            else tf.reshape(final_states, [batch_size, output_length, hidden])
         )  # [B, S, H], or [B, P, H] at final_positions
         all_encoder_layers.append(sequence_output)
         return BertModelOutputs(

@@ -522,10 +522,11 @@ def main(argv):
 
     # Model (the engine prepares and locks --output_dir, where the records go).
     trainer_options = shared_flags.trainer_options()
-    if encoder is not None and trainer_options["use_xla"]:
+    if encoder is not None:
         # XLA takes a restored SavedModel's inputs and variables for compile-time constants and
         # compiles the step anew each time (MiniLM on CPU: 10 s a step, against 0.5 s without).
-        logging.warning("--hub_module_handle: the training step runs without XLA (--use_xla)")
+        if trainer_options["use_xla"]:
+            logging.warning("--hub_module_handle: the training step runs without XLA (--use_xla)")
         trainer_options["use_xla"] = False
     trainer = training.Trainer(
         functools.partial(modeling.BertClassifierModel, config, num_labels, encoder=encoder),

@@ -728,7 +728,10 @@ def squad_training_loss(model, features):
 
 
 def squad_outputs(model, features):
-    """The engine's predict_outputs: unique_ids [B], start_logits and end_logits [B, S]."""
+    """The engine's predict_outputs: unique_ids [B], start_logits and end_logits [B, S], and
+    real_lengths [B], the real tokens of each feature (input_mask 1), all that the answer
+    search reads: past them are padding positions, whose vectors are zeros where the engine
+    skips the padding and whatever attention made of them elsewhere."""
     start_logits, end_logits = model(
         features["input_ids"], features["input_mask"], features["segment_ids"]
     )
@@ -736,6 +739,7 @@ def squad_outputs(model, features):
         "unique_ids": features["unique_ids"],
         "start_logits": start_logits,
         "end_logits": end_logits,
+        "real_lengths": tf.reduce_sum(tf.cast(features["input_mask"], tf.int32), axis=-1),
     }
 
 
@@ -864,7 +868,13 @@ def main(argv):
         training.parse_records(record_features(FLAGS.max_seq_length, False)),
         squad_outputs,
     ):
-        results[int(output["unique_ids"])] = (output["start_logits"], output["end_logits"])
+        # Only the real tokens' logits: padding positions would crowd real ones out of the
+        # n_best_size largest (replicas' outputs are padded with zero logits, too).
+        length = int(output["real_lengths"])
+        results[int(output["unique_ids"])] = (
+            output["start_logits"][:length],
+            output["end_logits"][:length],
+        )
     if len(results) != len(predict_features):
         raise RuntimeError(f"predicted {len(results)} of {len(predict_features)} features")
 

@@ -329,9 +329,12 @@ def define_training_flags():
     _define(
         flags.DEFINE_bool,
         "use_xla",
-        True,
-        "Compile the training step with XLA (evaluation and prediction run TensorFlow's kernels, "
-        "faster on CPU; on TPU everything is compiled).",
+        None,
+        "Compile the training step with XLA, or run it on TensorFlow's kernels, which with "
+        "--dynamic_padding skip the padding in the dense layers. Default: XLA when training "
+        "batches are at least 75% real tokens (estimated from the first records; pretraining "
+        "data is), else the kernels (short sentences). Evaluation and prediction run the "
+        "kernels, faster on CPU; on TPU everything is compiled.",
     )
     define_dynamic_padding()
 

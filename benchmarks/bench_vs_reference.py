@@ -13,8 +13,9 @@ pretraining  BERT-Base batch 8 and BERT-Mini (L4 H256) batch 32, seq 128, 20 mas
                 get_next_sentence_output, its create_optimizer (AdamWeightDecayOptimizer), as a
                 TF1 graph in a Session (tests/reference_oracle.py's compat shims), batches from
                 memory (its input_fn needs tf.contrib, gone); steady-state steps.
-  ours          the run_pretraining.py command on records of the same shape (XLA, the default),
-                and with --use_xla=False; the engine's examples/s of its host loops after the first.
+  ours          the run_pretraining.py command on records of the same shape (the default: XLA,
+                these batches being all real tokens), and with --use_xla=False; the engine's
+                examples/s of its host loops after the first.
   transformers  BertForPreTraining (sdpa attention) with the masked-LM head on the gathered
                 positions only, torch.optim.AdamW, clipping; steady-state steps.
 inference    BERT-Base forward pass, batch 32 × seq 128: the reference's BertModel (is_training
@@ -24,8 +25,9 @@ inference    BERT-Base forward pass, batch 32 × seq 128: the reference's BertMo
 classifier   all-MiniLM-L6-v2 (from its package) fine-tuned on the shared polarity sentences
              (../shared/data, 200, --copies times over, one epoch, batch 32, seq 128) and
              predicting them (batch 32):
-  ours          run_classifier.py with --dynamic_padding (the default) and padded to
-                --max_seq_length (--dynamic_padding=False, as before). Fine-tuning: the
+  ours          run_classifier.py with --dynamic_padding (the default: TensorFlow's kernels,
+                skipping the padding, the batches being under 75% real tokens) and padded to
+                --max_seq_length (--dynamic_padding=False: XLA, as before). Fine-tuning: the
                 engine's examples/s over its host calls after the first third of the run (the
                 lengths' compilations are over by then; transformers: steps after its first
                 two); prediction: the engine's rate after the first batch.
@@ -537,8 +539,8 @@ def ours_pretraining(work, model, use_xla):
             f"--num_train_steps={FLAGS.steps + 2}",
             "--num_warmup_steps=1",
             "--save_checkpoints_steps=100000",
-            f"--use_xla={use_xla}",
-        ],
+        ]
+        + ([] if use_xla is None else [f"--use_xla={use_xla}"]),
     )
     return training_rate(output_dir, log)
 
@@ -706,7 +708,7 @@ def main_table(work):
             rates = best_of_rounds(
                 {
                     "reference": lambda: run_worker(worker="reference_pretraining", model=model),
-                    "ours": lambda: ours_pretraining(work, model, True),
+                    "ours": lambda: ours_pretraining(work, model, None),
                     "ours-no-xla": lambda: ours_pretraining(work, model, False),
                     "transformers": lambda: run_worker(
                         worker="transformers_pretraining", model=model

@@ -1,5 +1,6 @@
 """modeling.py: shapes, parity with transformers and the reference, checkpoints, XLA, precision, bad input."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -472,6 +473,55 @@ def test_final_positions_compute_the_same_vectors_as_the_whole_last_layer():
     pooled = choices.bert(*[x.reshape(12, SEQ) for x in stacked]).pooled_output
     expected_choices = tf.reshape(choices.classifier(pooled), [6, 2])
     assert max_abs_diff(choices(*stacked), expected_choices) < 1e-5
+
+
+def test_skipping_padding_computes_the_same_values_at_every_real_position_and_gradients():
+    """Under skipping_padding the dense layers see only the real tokens: every real position of
+    every layer, the pooled output, the final_positions path, the heads and the gradients equal
+    the padded computation's within 1e-5; padding positions come out as zeros."""
+    config = tiny_config()
+    model = modeling.BertPretrainingModel(config)
+    randomize(model)
+    input_ids, input_mask, token_type_ids = make_inputs()
+    # Masked positions are real tokens; example 5 is a padding example of a last batch, no
+    # real token at all, whose outputs nothing reads.
+    lengths = input_mask.sum(1)
+    positions = (np.random.RandomState(3).rand(BATCH, 4) * lengths[:, None]).astype(np.int32)
+    input_mask[5] = 0
+    read = np.arange(BATCH) != 5
+    weights = tf.constant(np.random.RandomState(2).normal(size=(BATCH, 4, 99)).astype(np.float32))
+    real = input_mask[..., None].astype(bool)
+
+    def run(skip):
+        def forward_and_gradients():
+            with modeling.skipping_padding() if skip else contextlib.nullcontext():
+                with tf.GradientTape() as tape:
+                    whole = model.bert(input_ids, input_mask, token_type_ids)
+                    mlm_logits, nsp_logits = model(input_ids, input_mask, token_type_ids, positions)
+                    loss = (
+                        tf.reduce_sum(tf.boolean_mask(mlm_logits * weights, read))
+                        + tf.reduce_sum(tf.boolean_mask(nsp_logits, read))
+                        + tf.reduce_sum(tf.where(real, whole.sequence_output, 0.0) ** 2)
+                    )
+            gradients = tape.gradient(loss, model.trainable_variables)
+            return whole, mlm_logits, nsp_logits, [tf.convert_to_tensor(g) for g in gradients]
+
+        # Traced: the engine's steps are tf.functions, and the rows' count is known only then.
+        return tf.function(forward_and_gradients)()
+
+    padded, skipped = run(False), run(True)
+    for ours, full in zip(
+        [skipped[0].sequence_output, *skipped[0].all_encoder_layers],
+        [padded[0].sequence_output, *padded[0].all_encoder_layers],
+    ):
+        assert max_abs_diff(np.where(real, ours, 0), np.where(real, full, 0)) < 1e-5
+        assert not np.any(np.where(real, 0, ours))
+    assert max_abs_diff(skipped[0].pooled_output[read], padded[0].pooled_output[read]) < 1e-5
+    assert max_abs_diff(skipped[1][read], padded[1][read]) < 1e-5
+    assert max_abs_diff(skipped[2][read], padded[2][read]) < 1e-5
+    for variable, ours, full in zip(model.trainable_variables, skipped[3], padded[3]):
+        scale = max(1.0, float(np.max(np.abs(full))))
+        assert max_abs_diff(ours, full) / scale < 1e-5, variable.name
 
 
 # Compilation and precision.

@@ -693,3 +693,26 @@ def test_squad_2_end_to_end_with_unanswerable_questions(
     assert result.returncode == 0, result.stderr[-3000:]
     again = read_results(tmp_path / "out" / "eval_results.txt")
     assert again["f1"] == pytest.approx(results["f1"], abs=1e-6)
+
+    # With dynamic padding, which skips the padding (zeros there, not what attention made of
+    # it), the n-best search reads the same real tokens' logits: the same answers.
+    padded_nbest = json.loads((tmp_path / "out" / "nbest_predictions.json").read_text())
+    result, _ = run_squad_command(
+        minilm_checkpoint,
+        tmp_path / "out",
+        *common,
+        f"--null_score_diff_threshold={threshold!r}",
+        "--dynamic_padding=True",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((tmp_path / "out" / "predictions.json").read_text()) == predictions
+    nbest = json.loads((tmp_path / "out" / "nbest_predictions.json").read_text())
+    assert {q: [e["text"] for e in v] for q, v in nbest.items()} == {
+        q: [e["text"] for e in v] for q, v in padded_nbest.items()
+    }
+    for question, entries in nbest.items():
+        np.testing.assert_allclose(
+            [e["probability"] for e in entries],
+            [e["probability"] for e in padded_nbest[question]],
+            atol=1e-4,
+        )

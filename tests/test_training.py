@@ -103,7 +103,7 @@ def free_ports(count):
 def one_device_curve(pretraining_data, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("one_device")
     result = run_pretraining_command(
-        pretraining_data, output_dir, *CURVE, config="bert_config_no_dropout.json"
+        pretraining_data, output_dir, *CURVE, "--use_xla=True", config="bert_config_no_dropout.json"
     )
     assert result.returncode == 0, result.stderr[-3000:]
     return loss_curve(output_dir)
@@ -354,6 +354,17 @@ def test_dynamic_padding_cuts_each_batch_and_changes_no_output(tmp_path):
     path = str(tmp_path / "records.tfrecord")
     write_token_records(path, lengths)
     outputs = {}
+
+    def predict_outputs(model, features):
+        return {
+            "sequence_output": model(
+                features["input_ids"], features["input_mask"], features["segment_ids"]
+            ).sequence_output,
+            "batch_length": tf.fill(
+                tf.shape(features["input_ids"])[:1], tf.shape(features["input_ids"])[1]
+            ),
+        }
+
     for dynamic in (True, False):
         trainer = token_trainer(
             tmp_path / str(dynamic), predict_batch_size=8, dynamic_padding=dynamic
@@ -367,14 +378,7 @@ def test_dynamic_padding_cuts_each_batch_and_changes_no_output(tmp_path):
             trainer.predict(
                 [path],
                 training.parse_records(TOKEN_FEATURES),
-                lambda model, features: {
-                    "sequence_output": model(
-                        features["input_ids"], features["input_mask"], features["segment_ids"]
-                    ).sequence_output,
-                    "batch_length": tf.fill(
-                        tf.shape(features["input_ids"])[:1], tf.shape(features["input_ids"])[1]
-                    ),
-                },
+                predict_outputs,
                 checkpoint=checkpoint,
             )
         )
@@ -386,6 +390,8 @@ def test_dynamic_padding_cuts_each_batch_and_changes_no_output(tmp_path):
         np.testing.assert_allclose(
             cut["sequence_output"][:length], padded["sequence_output"][:length], atol=1e-5
         )
+        # Prediction skipped the padding (modeling.skipping_padding): zeros past the length.
+        assert not np.any(cut["sequence_output"][length:])
 
     training_batches = training.record_dataset_fn(
         [path],
@@ -398,6 +404,33 @@ def test_dynamic_padding_cuts_each_batch_and_changes_no_output(tmp_path):
         longest = int(tf.reduce_max(tf.reduce_sum(batch["input_mask"], axis=1)))
         bucket = min(b for b in training.length_buckets(128) if b >= longest)
         assert batch["input_ids"].shape == (8, bucket)
+
+
+def test_xla_compiles_training_unless_batches_are_mostly_padding(tmp_path, caplog):
+    """use_xla's default: the real tokens' share of training batches as dynamic padding cuts
+    them (per-replica batch, bucketed lengths) decides; static shapes and TPU always compile."""
+    import training
+
+    parse = training.parse_records(TOKEN_FEATURES)
+    paths = {name: str(tmp_path / f"{name}.tfrecord") for name in ("short", "mixed", "long")}
+    write_token_records(paths["short"], [10] * 20)  # bucket 16
+    write_token_records(paths["mixed"], [20] * 19 + [128])  # 1 of 5 batches padded to 128
+    write_token_records(paths["long"], [30] * 20)  # bucket 32
+    share = {name: training.real_token_share([path], parse, 4) for name, path in paths.items()}
+    assert share["short"] == pytest.approx(10 / 16)
+    assert share["mixed"] == pytest.approx((19 * 20 + 128) / (4 * 4 * 24 + 4 * 128))
+    assert share["long"] == pytest.approx(30 / 32)
+    no_mask = training.parse_records({"input_ids": TOKEN_FEATURES["input_ids"]})
+    assert training.real_token_share([paths["short"]], no_mask, 4) == 1.0
+
+    trainer = token_trainer(tmp_path / "run", train_batch_size=4)
+    caplog.set_level("INFO", logger="absl")
+    assert not trainer.choose_xla([paths["short"]], parse)
+    assert "62% real tokens" in caplog.text and "--use_xla=True says otherwise" in caplog.text
+    assert not trainer.choose_xla([paths["mixed"]], parse)
+    assert trainer.choose_xla([paths["long"]], parse)
+    static = token_trainer(tmp_path / "static", train_batch_size=4, dynamic_padding=False)
+    assert static.choose_xla([paths["short"]], parse)
 
 
 def test_cut_padding_keeps_one_position_of_a_batch_made_only_of_padding():
