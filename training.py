@@ -783,8 +783,9 @@ class Trainer:
 
         replica_step = self.eval_step(compute_metrics, sums)
 
-        # Lengths vary batch to batch: one trace with an unknown length, not one each.
-        @tf.function(reduce_retracing=True)
+        # Lengths vary batch to batch: one trace, for the dataset's unknown length (traced for
+        # the first batch's shape, a function would trace again for the second).
+        @tf.function(input_signature=[dataset.element_spec])
         def eval_step(features):
             self.strategy.run(replica_step, args=(features,))
 
@@ -881,8 +882,9 @@ class Trainer:
 
         replica_step = self.predict_step(predict_outputs)
 
-        # Lengths vary batch to batch: one trace with an unknown length, not one each.
-        @tf.function(reduce_retracing=True)
+        # Lengths vary batch to batch: one trace, for the dataset's unknown length (traced for
+        # the first batch's shape, a function would trace again for the second).
+        @tf.function(input_signature=[dataset.element_spec])
         def predict_step(features):
             outputs = self.strategy.run(replica_step, args=(features,))
             return tf.nest.map_structure(

@@ -353,9 +353,10 @@ def test_dynamic_padding_cuts_each_batch_and_changes_no_output(tmp_path):
     lengths = [3 + (i * 37) % 98 for i in range(33)]
     path = str(tmp_path / "records.tfrecord")
     write_token_records(path, lengths)
-    outputs = {}
+    outputs, traces = {}, []
 
     def predict_outputs(model, features):
+        traces.append(features["input_ids"].shape)
         return {
             "sequence_output": model(
                 features["input_ids"], features["input_mask"], features["segment_ids"]
@@ -382,6 +383,8 @@ def test_dynamic_padding_cuts_each_batch_and_changes_no_output(tmp_path):
                 checkpoint=checkpoint,
             )
         )
+    # One trace each, the cut one for any length: five batches of other lengths, no retrace.
+    assert [shape.as_list() for shape in traces] == [[8, None], [8, 128]]
     assert len(outputs[True]) == len(outputs[False]) == 33
     for index, (cut, padded) in enumerate(zip(outputs[True], outputs[False])):
         batch = lengths[index // 8 * 8 : index // 8 * 8 + 8]
