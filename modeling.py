@@ -258,8 +258,9 @@ def skipping_padding():
     """Marks what is traced inside as run by TensorFlow's kernels, which take shapes known only
     when the step runs: BertModel then packs the real tokens of a batch (input_mask 1) into one
     [T, H] matrix for its layers' dense layers and LayerNorms, so that padding costs only its
-    attention scores (and the embeddings). Not under XLA, whose shapes are fixed when it compiles. The engine traces its
-    uncompiled steps (evaluation, prediction, training with --use_xla=False) inside this.
+    attention scores (and the embeddings). Not under XLA, whose shapes are fixed when it
+    compiles. The engine traces its uncompiled steps (evaluation, prediction, training with
+    --use_xla=False) inside this.
     """
     return _tracing_mode("skip_padding")
 
