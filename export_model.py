@@ -30,6 +30,7 @@ text, whatever its characters (the published preprocessing models normalise some
 ß → ss, ½, ², ™ → t ##m, ...); its Unicode tables are those of the exporting Python.
 """
 
+import cpu_kernels  # noqa: F401  (first: what TensorFlow reads when it is imported)
 import os
 
 from absl import flags

@@ -21,6 +21,7 @@ the features of `[CLS] [SEP]`; a line longer than --max_seq_length is cut as the
 it (a pair from its longer side); both are counted and warned about.
 """
 
+import cpu_kernels  # noqa: F401  (first: what TensorFlow reads when it is imported)
 import functools
 import json
 import os

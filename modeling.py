@@ -27,6 +27,7 @@ one-hot [B·S, V] matrix instead, because the TPU's matrix unit makes that cheap
 and their scatter-add gradients are slow there. Both give identical values.
 """
 
+import cpu_kernels  # noqa: F401  (first: what TensorFlow reads when it is imported)
 import collections
 import contextlib
 import difflib

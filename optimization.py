@@ -24,6 +24,7 @@ gradient instead makes N replicas give exactly the one-device update for the sam
 Slots are saved as `<variable>/adam_m` and `<variable>/adam_v`, the reference's names.
 """
 
+import cpu_kernels  # noqa: F401  (first: what TensorFlow reads when it is imported)
 import re
 
 import tensorflow as tf

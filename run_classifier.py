@@ -22,6 +22,7 @@ tab-separated, or the predicted score for STS-B) and the GLUE submission file (e
 index, prediction).
 """
 
+import cpu_kernels  # noqa: F401  (first: what TensorFlow reads when it is imported)
 import collections
 import functools
 import os

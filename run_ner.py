@@ -24,6 +24,7 @@ CoNLL layout (`token gold predicted`, a blank line between sentences) eval_predi
 test_predictions.txt.
 """
 
+import cpu_kernels  # noqa: F401  (first: what TensorFlow reads when it is imported)
 import collections
 import functools
 import os

@@ -19,6 +19,7 @@ num_to_predict = min(max_predictions_per_seq, max(1, round(tokens · masked_lm_p
 among the non-special tokens, 80% [MASK], 10% random, 10% kept.
 """
 
+import cpu_kernels  # noqa: F401  (first: what TensorFlow reads when it is imported)
 import functools
 import os
 

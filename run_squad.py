@@ -34,6 +34,7 @@ too long, or outside the max-context pieces) gets the empty answer (the referenc
 2.0 and answered the text "empty" on 1.1); its null odds are the largest float.
 """
 
+import cpu_kernels  # noqa: F401  (first: what TensorFlow reads when it is imported)
 import collections
 import functools
 import json

@@ -19,6 +19,7 @@ global_step, loss, eval_examples) and test_results.tsv (one line per test exampl
 probabilities tab-separated).
 """
 
+import cpu_kernels  # noqa: F401  (first: what TensorFlow reads when it is imported)
 import collections
 import functools
 import os

@@ -19,6 +19,7 @@ data position is not restored on resume: the input shuffle is re-seeded with the
 so a restarted job reads a fresh order rather than repeating its start. It reads no flags.
 """
 
+import cpu_kernels  # noqa: F401  (first: what TensorFlow reads when it is imported)
 import contextlib
 import json
 import os

@@ -5,7 +5,10 @@
 
 Every measurement runs in its own process, and the implementations of a row alternate, round
 after round (the best round counts), so that load on a shared machine falls on all of them.
-Each uses every core, as its users run it (default threads, default environment).
+Each uses every core, as its users run it (default threads, the environment the benchmark was
+started in; our scripts and modules turn TensorFlow's oneDNN kernels on where TensorFlow would not,
+cpu_kernels.py). The reference also runs with TF_ENABLE_ONEDNN_OPTS=1 (reference-onednn): the
+strongest anchor, the same kernels as ours, on CPUs where TensorFlow leaves them off.
 
 pretraining  BERT-Base batch 8 and BERT-Mini (L4 H256) batch 32, seq 128, 20 masked positions +
              next sentence, AdamW, clipping, dropout 0.1, random weights and tokens; sequences/s.
@@ -58,6 +61,9 @@ import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# What every measurement runs under: the environment the benchmark was started in, before this
+# process imports any of our modules (they turn TensorFlow's oneDNN kernels on: cpu_kernels.py).
+LAUNCH_ENVIRONMENT = dict(os.environ)
 
 from absl import app, flags  # noqa: E402
 import numpy as np  # noqa: E402
@@ -232,10 +238,11 @@ def worker_reference_inference(spec):
 def worker_ours_inference(spec):
     import functools
 
-    import tensorflow as tf
-
+    # Before TensorFlow, as extract_features.py imports it (cpu_kernels.py).
     import modeling
     import training
+
+    import tensorflow as tf
 
     batch = pretraining_batch(INFERENCE_BATCH)
     names = ("input_ids", "input_mask", "segment_ids")
@@ -462,11 +469,14 @@ WORKERS = {
 }
 
 
-def run_worker(**spec):
+def run_worker(onednn=False, **spec):
+    """Runs one measurement in its own process; onednn: with TensorFlow's oneDNN kernels forced
+    on (TF_ENABLE_ONEDNN_OPTS=1), where the launch environment would leave TensorFlow's choice."""
     result = subprocess.run(
         [sys.executable, os.path.abspath(__file__), f"--worker={json.dumps(spec)}"],
         capture_output=True,
         text=True,
+        env={**LAUNCH_ENVIRONMENT, **({"TF_ENABLE_ONEDNN_OPTS": "1"} if onednn else {})},
     )
     for line in result.stdout.splitlines():
         if line.startswith(RESULT):
@@ -482,6 +492,7 @@ def run_command(script, arguments):
         [sys.executable, os.path.join(REPO_ROOT, script), *arguments],
         capture_output=True,
         text=True,
+        env=LAUNCH_ENVIRONMENT,
     )
     if result.returncode != 0:
         sys.exit(f"{script} failed:\n{result.stderr[-3000:]}")
@@ -708,6 +719,9 @@ def main_table(work):
             rates = best_of_rounds(
                 {
                     "reference": lambda: run_worker(worker="reference_pretraining", model=model),
+                    "reference-onednn": lambda: run_worker(
+                        onednn=True, worker="reference_pretraining", model=model
+                    ),
                     "ours": lambda: ours_pretraining(work, model, None),
                     "ours-no-xla": lambda: ours_pretraining(work, model, False),
                     "transformers": lambda: run_worker(
@@ -718,17 +732,22 @@ def main_table(work):
             print_row(
                 f"pretraining {model}, batch {PRETRAINING_BATCH[model]}",
                 rates,
-                ("reference", "transformers"),
+                ("reference", "reference-onednn", "transformers"),
             )
     if "inference" in FLAGS.rows:
         rates = best_of_rounds(
             {
                 "reference": lambda: run_worker(worker="reference_inference"),
+                "reference-onednn": lambda: run_worker(onednn=True, worker="reference_inference"),
                 "ours": lambda: run_worker(worker="ours_inference"),
                 "transformers": lambda: run_worker(worker="transformers_inference"),
             }
         )
-        print_row(f"inference base, batch {INFERENCE_BATCH}", rates, ("reference", "transformers"))
+        print_row(
+            f"inference base, batch {INFERENCE_BATCH}",
+            rates,
+            ("reference", "reference-onednn", "transformers"),
+        )
     for task in ("classifier", "squad"):
         if task not in FLAGS.rows:
             continue

