@@ -344,11 +344,15 @@ def test_length_buckets_grow_by_half_or_a_third_and_end_at_max_length():
     assert training.length_buckets(8) == [8]
 
 
-def test_dynamic_padding_cuts_each_batch_and_changes_no_output(tmp_path):
-    """33 records of lengths 3..100 in batches of 8: with dynamic padding each prediction batch's
-    length is its longest example's (each training batch's, the bucket above it), and every
-    example's outputs at its own positions equal those of batches padded to 128 (1e-5)."""
+def test_dynamic_padding_cuts_each_batch_and_changes_no_output(tmp_path, monkeypatch):
+    """33 records of lengths 3..100 in batches of 8, sorted by length in windows of 2 batches:
+    with dynamic padding each prediction batch's length is the longest of its window's share
+    (each training batch's, the bucket above its longest), predictions come back in the records'
+    order, and every example's outputs at its own positions equal those of batches padded to 128
+    (1e-5)."""
     import training
+
+    monkeypatch.setattr(training, "LENGTH_SORT_WINDOW_BATCHES", 2)
 
     lengths = [3 + (i * 37) % 98 for i in range(33)]
     path = str(tmp_path / "records.tfrecord")
@@ -386,9 +390,18 @@ def test_dynamic_padding_cuts_each_batch_and_changes_no_output(tmp_path):
     # One trace each, the cut one for any length: five batches of other lengths, no retrace.
     assert [shape.as_list() for shape in traces] == [[8, None], [8, 128]]
     assert len(outputs[True]) == len(outputs[False]) == 33
+    # Windows of 16 records, each sorted shortest first (ties in order), cut into batches of 8.
+    batch_lengths = []
+    for start in range(0, 33, 16):
+        window = sorted(lengths[start : start + 16])
+        order = sorted(range(len(window)), key=lambda i: lengths[start + i])
+        rank = {index: position for position, index in enumerate(order)}
+        batch_lengths += [
+            window[min(rank[i] // 8 * 8 + 7, len(window) - 1)] for i in range(len(window))
+        ]
+    assert len(set(batch_lengths)) > 3
     for index, (cut, padded) in enumerate(zip(outputs[True], outputs[False])):
-        batch = lengths[index // 8 * 8 : index // 8 * 8 + 8]
-        assert cut["batch_length"] == max(batch) and padded["batch_length"] == 128
+        assert cut["batch_length"] == batch_lengths[index] and padded["batch_length"] == 128
         length = lengths[index]
         np.testing.assert_allclose(
             cut["sequence_output"][:length], padded["sequence_output"][:length], atol=1e-5
@@ -450,6 +463,22 @@ def test_cut_padding_keeps_one_position_of_a_batch_made_only_of_padding():
     assert cut["input_ids"].shape == cut["input_mask"].shape == (2, 1)
     assert cut["label_ids"].shape == (2,)
     assert training.cut_padding(padding, to_bucket=True)["input_ids"].shape == (2, 16)
+
+
+def test_sorted_by_length_sorts_each_window_shortest_first_and_multiple_choice_by_its_longest():
+    import training
+
+    masks = [
+        [[1] * n + [0] * (6 - n), [1] * m + [0] * (6 - m)]
+        for n, m in [(2, 5), (6, 1), (3, 3), (4, 4), (1, 2)]
+    ]
+    examples = tf.data.Dataset.from_tensor_slices(
+        {"input_mask": tf.constant(masks), "id": tf.range(5)}
+    )
+    ids = [int(e["id"]) for e in training.sorted_by_length(examples, window=3)]
+    assert ids == [2, 0, 1, 4, 3]  # window [5, 6, 3] → 2, 0, 1; window [4, 2] → 4, 3
+    no_mask = tf.data.Dataset.from_tensor_slices({"id": tf.range(4)})
+    assert [int(e["id"]) for e in training.sorted_by_length(no_mask, window=2)] == [0, 1, 2, 3]
 
 
 def test_concat_replicas_pads_the_shorter_lengths():
