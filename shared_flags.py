@@ -337,18 +337,27 @@ def define_training_flags():
         "kernels, faster on CPU; on TPU everything is compiled.",
     )
     define_dynamic_padding()
+    _define(
+        flags.DEFINE_bool,
+        "group_by_length",
+        True,
+        "Where TensorFlow's kernels run the training step (see --use_xla) with "
+        "--dynamic_padding: sort each window of 16 shuffled batches by length before cutting it "
+        "into batches (then shuffle those), so that a batch's examples are of about one length "
+        "and carry little padding. False: every batch a uniform draw of the shuffled records.",
+    )
 
 
 def define_dynamic_padding():
-    """--dynamic_padding: batches padded to their longest example (training: a bucket above it)."""
+    """--dynamic_padding: batches padded to their longest example (XLA training: a bucket above it)."""
     _define(
         flags.DEFINE_bool,
         "dynamic_padding",
         True,
         "Pad each batch only to its longest example, not to --max_seq_length (records stay "
-        "padded to it); training batches to the first of 16, 24, 32, 48, 64, 96, 128, ... "
-        "--max_seq_length that holds it (a compiled step per length). Ignored on TPU, which "
-        "keeps the static shape.",
+        "padded to it); training batches compiled by XLA to the first of 16, 24, 32, 48, 64, "
+        "96, 128, ... --max_seq_length that holds it (a compiled step per length). Ignored on "
+        "TPU, which keeps the static shape.",
     )
 
 
@@ -393,6 +402,7 @@ def trainer_options():
             "precision",
             "use_xla",
             "dynamic_padding",
+            "group_by_length",
             "random_seed",
         )
     }

@@ -179,8 +179,9 @@ def cut_padding(features, to_bucket):
     longest sequence (the most ones of a row of input_mask; [b, S], or [b, choices, S] for
     multiple choice), or with to_bucket to the smallest of length_buckets(S) that holds it.
 
-    Training cuts to buckets: its XLA step compiles once per shape. Evaluation and prediction
-    run TensorFlow's kernels, which compile nothing per shape, and cut to the longest sequence.
+    A training step compiled by XLA cuts to buckets: it compiles once per shape. TensorFlow's
+    kernels (evaluation, prediction, training without XLA) compile nothing per shape: there the
+    cut is to the longest sequence.
     What the cut removes is padding: positions past every example's length, which attention
     masks out and no label points at, so the model's outputs at the kept positions are unchanged.
     A batch made only of padding examples (a replica's share of the last batch can be) keeps one
@@ -200,7 +201,14 @@ def cut_padding(features, to_bucket):
 
 
 def record_dataset_fn(
-    files, parse_batch, global_batch_size, is_training, seed=0, dynamic_padding=False
+    files,
+    parse_batch,
+    global_batch_size,
+    is_training,
+    seed=0,
+    dynamic_padding=False,
+    compiled=True,
+    group_by_length=False,
 ):
     """A dataset function for strategy.distribute_datasets_from_function over TFRecord files.
 
@@ -209,12 +217,16 @@ def record_dataset_fn(
     there are fewer files than machines. Batches are static-shaped, as the TPU needs.
     Evaluation and prediction: records in file order, each pipeline its share of the records,
     the last batch padded with examples whose `is_real_example` is 0. With dynamic_padding, each
-    batch is cut (cut_padding): to its length bucket in training, to its longest example in
-    evaluation and prediction, whose windows of batches are sorted by length first
-    (batch_every_example); static batch size, dynamic length.
+    batch is cut (cut_padding): in training to its length bucket when the step is `compiled` by
+    XLA, else to its longest example; in evaluation and prediction to its longest example, their
+    windows of batches sorted by length first (batch_every_example); static batch size, dynamic
+    length.
 
     Args:
       parse_batch: serialized records string [b] → {name: tensor [b, ...]}.
+      group_by_length: training batches drawn from windows of LENGTH_SORT_WINDOW_BATCHES
+        shuffled batches sorted by length, then shuffled among that window's batches: a batch's
+        examples are of about one length, and its padding mostly gone.
     """
 
     def dataset_fn(input_context):
@@ -243,11 +255,21 @@ def record_dataset_fn(
         dataset = dataset.shuffle(SHUFFLE_BUFFER * global_batch_size, seed=seed)
         if not by_file:
             dataset = dataset.shard(pipelines, index)
-        dataset = dataset.batch(batch_size, drop_remainder=True).map(
-            parse_batch, num_parallel_calls=tf.data.AUTOTUNE
-        )
+        if group_by_length:
+            dataset = (
+                dataset.batch(LENGTH_SORT_WINDOW_BATCHES * batch_size, drop_remainder=True)
+                .map(parse_batch, num_parallel_calls=tf.data.AUTOTUNE)
+                .map(sort_by_length)
+                .unbatch()
+                .batch(batch_size, drop_remainder=True)
+                .shuffle(LENGTH_SORT_WINDOW_BATCHES, seed=seed)
+            )
+        else:
+            dataset = dataset.batch(batch_size, drop_remainder=True).map(
+                parse_batch, num_parallel_calls=tf.data.AUTOTUNE
+            )
         if dynamic_padding:
-            dataset = dataset.map(lambda features: cut_padding(features, to_bucket=True))
+            dataset = dataset.map(lambda features: cut_padding(features, to_bucket=compiled))
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     return dataset_fn
@@ -280,21 +302,21 @@ def real_token_share(files, parse_batch, batch_size):
     return real / positions
 
 
+def sort_by_length(features):
+    """A window of examples {name: [w, ...]} (with an input_mask [w, S], or [w, choices, S])
+    sorted by length, shortest first, ties in their order; as it is without input_mask."""
+    if "input_mask" not in features:
+        return features
+    lengths = tf.reduce_sum(tf.cast(features["input_mask"], tf.int32), axis=-1)  # [w(, C)]
+    if lengths.shape.rank > 1:
+        lengths = tf.reduce_max(lengths, axis=1)
+    order = tf.argsort(lengths, stable=True)
+    return {name: tf.gather(tensor, order) for name, tensor in features.items()}
+
+
 def sorted_by_length(dataset, window):
-    """`dataset`'s examples (with an input_mask [S], or [choices, S]) in windows of `window`,
-    each sorted by length, shortest first, ties in input order. A dataset without input_mask is
-    left as it is."""
-    if "input_mask" not in dataset.element_spec:
-        return dataset
-
-    def sort_window(features):  # {name: [w, ...]}
-        lengths = tf.reduce_sum(tf.cast(features["input_mask"], tf.int32), axis=-1)  # [w(, C)]
-        if lengths.shape.rank > 1:
-            lengths = tf.reduce_max(lengths, axis=1)
-        order = tf.argsort(lengths, stable=True)
-        return {name: tf.gather(tensor, order) for name, tensor in features.items()}
-
-    return dataset.batch(window).map(sort_window).unbatch()
+    """`dataset`'s examples in windows of `window`, each sorted by length (sort_by_length)."""
+    return dataset.batch(window).map(sort_by_length).unbatch()
 
 
 def batch_every_example(dataset, batch_size, dynamic_padding=False, replicas=1):
@@ -452,9 +474,12 @@ class Trainer:
         padding in the dense layers (modeling.skipping_padding); None: compile it when its
         batches are at least XLA_REAL_TOKEN_SHARE real tokens (real_token_share of the
         training records, in train()). On TPU everything is compiled.
-      dynamic_padding: pad each batch only to its longest example (training: to that length's
-        bucket; cut_padding) instead of max_seq_length; ignored on TPU, whose compiled program
-        keeps the static shape.
+      dynamic_padding: pad each batch only to its longest example (training compiled by XLA: to
+        that length's bucket; cut_padding) instead of max_seq_length; ignored on TPU, whose
+        compiled program keeps the static shape.
+      group_by_length: where TensorFlow's kernels run the training step with dynamic_padding,
+        draw its batches from windows sorted by length (record_dataset_fn), so that they carry
+        little padding.
       random_seed: of the initial weights, dropout and the input shuffle.
       use_one_hot_embeddings: one-hot embedding lookups; default: on TPU.
       for_tpu: build the steps as TPUStrategy runs them (one-hot embedding lookups, the whole step
@@ -482,6 +507,7 @@ class Trainer:
         precision="fp32",
         use_xla=None,
         dynamic_padding=True,
+        group_by_length=True,
         random_seed=12345,
         use_one_hot_embeddings=None,
         for_tpu=None,
@@ -506,6 +532,7 @@ class Trainer:
             isinstance(self.strategy, tf.distribute.TPUStrategy) if for_tpu is None else for_tpu
         )
         self.dynamic_padding = dynamic_padding and not self.for_tpu
+        self.group_by_length = group_by_length
         self.chief = is_chief(self.strategy)
         file_io.prepare_output_dir(self.output_dir, lock=lock_output_dir and self.chief)
         self.compute_dtype = PRECISION_DTYPES[precision]
@@ -674,7 +701,8 @@ class Trainer:
             SHARE_SAMPLE_RECORDS,
             "XLA compiles the step"
             if compiled
-            else "TensorFlow's kernels run the step, skipping the padding",
+            else "TensorFlow's kernels run the step, skipping the padding"
+            + (", batches grouped by length" if self.group_by_length else ""),
             not compiled,
         )
         return compiled
@@ -703,6 +731,7 @@ class Trainer:
             return
         if self.use_xla is None:
             self.use_xla = self.choose_xla(files, parse_batch)
+        compiled = self.use_xla or self.for_tpu
         replica_step = self.train_step(compute_loss, metrics, accumulation)
 
         @tf.function
@@ -718,6 +747,8 @@ class Trainer:
                 is_training=True,
                 seed=self.random_seed + start_step,
                 dynamic_padding=self.dynamic_padding,
+                compiled=compiled,
+                group_by_length=self.group_by_length and self.dynamic_padding and not compiled,
             )
         )
         iterator = iter(dataset)

@@ -1,6 +1,7 @@
 """training.py, the engine, through run_pretraining.py: resume after kill -9, strategies, XLA and
 precision, and evaluation and prediction that drop no example."""
 
+import collections
 import functools
 import json
 import os
@@ -420,6 +421,55 @@ def test_dynamic_padding_cuts_each_batch_and_changes_no_output(tmp_path, monkeyp
         longest = int(tf.reduce_max(tf.reduce_sum(batch["input_mask"], axis=1)))
         bucket = min(b for b in training.length_buckets(128) if b >= longest)
         assert batch["input_ids"].shape == (8, bucket)
+
+
+def test_training_batches_for_kernels_are_cut_to_their_longest_and_grouped_by_length(
+    tmp_path, monkeypatch
+):
+    """Training batches that TensorFlow's kernels run (not compiled): each cut to its longest
+    example, not to a bucket; grouped by length (windows of 2 batches of 8 sorted, then the
+    batches shuffled), they are the records of the uniform draws of the same seed, with far
+    less padding."""
+    import training
+
+    monkeypatch.setattr(training, "LENGTH_SORT_WINDOW_BATCHES", 2)
+    lengths = [3 + (i * 37) % 98 for i in range(33)]
+    path = str(tmp_path / "records.tfrecord")
+    write_token_records(path, lengths)
+    batches = {
+        grouped: list(
+            training.record_dataset_fn(
+                [path],
+                training.parse_records(TOKEN_FEATURES),
+                8,
+                is_training=True,
+                dynamic_padding=True,
+                compiled=False,
+                group_by_length=grouped,
+            )(tf.distribute.InputContext()).take(40)
+        )
+        for grouped in (False, True)
+    }
+    shares = {}
+    for grouped, cut in batches.items():
+        real = [tf.reduce_sum(batch["input_mask"], axis=1).numpy() for batch in cut]
+        assert all(batch["input_ids"].shape == (8, max(r)) for batch, r in zip(cut, real))
+        shares[grouped] = sum(r.sum() for r in real) / sum(
+            b["input_mask"].numpy().size for b in cut
+        )
+    assert shares[True] > shares[False] + 0.15, shares
+
+    def records(cut):  # Counter of (ids, length) over the batches
+        return collections.Counter(
+            (tuple(ids[:length]), int(length))
+            for batch in cut
+            for ids, length in zip(
+                batch["input_ids"].numpy(), tf.reduce_sum(batch["input_mask"], axis=1).numpy()
+            )
+        )
+
+    # The shuffle of 2 batches after sorting holds back at most one batch past its window.
+    assert not records(batches[True][:38]) - records(batches[False][:40])
 
 
 def test_xla_compiles_training_unless_batches_are_mostly_padding(tmp_path, caplog):
