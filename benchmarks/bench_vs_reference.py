@@ -37,8 +37,9 @@ classifier   all-MiniLM-L6-v2 (from its package) fine-tuned on the shared polari
   transformers  BertForSequenceClassification on the same token ids (read from our records), each
                 batch padded to its longest example (as DataCollatorWithPadding), AdamW.
 squad        the same for run_squad.py, seq 384, doc_stride 128, on a SQuAD-format set made from the
-             enwiki sample (cloze questions: a sentence of the paragraph with a word asked for),
-             BertForQuestionAnswering on the same features.
+             enwiki sample (--squad_questions cloze questions: a sentence of the paragraph with a
+             word asked for; 800 make about 850 windows, 26 batches, so that warm-up does not
+             decide the rates), BertForQuestionAnswering on the same features.
 matmul       the dense layers' products of a MiniLM prediction batch (32 × 60 positions, about the
              longest of a polarity batch of 32: 43 to 65 word pieces, 54 on average; [1920, K] ×
              [K, N] + bias, K, N the hidden 384 or the intermediate 1536), float32, GFLOP/s:
@@ -77,6 +78,11 @@ flags.DEFINE_list(
 )
 flags.DEFINE_integer("rounds", 2, "Rounds of every implementation of a row; the best counts.")
 flags.DEFINE_integer("copies", 10, "classifier: copies of the 200 polarity sentences.")
+flags.DEFINE_integer(
+    "squad_questions",
+    800,
+    "squad: cloze questions, one per enwiki paragraph of over 60 words (3236).",
+)
 flags.DEFINE_integer("steps", 6, "Timed steps (batches) per measurement, after warm-up.")
 flags.DEFINE_bool("profile", False, "Profile our pretraining step instead of the table.")
 flags.DEFINE_enum("profile_model", "base", ["base", "mini"], "The model --profile runs.")
@@ -594,7 +600,7 @@ def polarity_data(work):
     return directory
 
 
-def cloze_squad_file(work, questions=200):
+def cloze_squad_file(work, questions):
     """A SQuAD v1.1-format file from the enwiki sample: paragraphs of 3+ sentences, each asked for
     a word of one of its sentences (the question is that sentence with the word as `what`)."""
     path = os.path.join(work, "cloze_squad.json")
@@ -656,7 +662,7 @@ def ours_task(work, task, dynamic_padding):
             ],
         )
     else:
-        squad_file = cloze_squad_file(work)
+        squad_file = cloze_squad_file(work, FLAGS.squad_questions)
         log = run_command(
             "run_squad.py",
             common
