@@ -60,9 +60,12 @@ SHARE_SAMPLE_RECORDS = 2048
 # With dynamic padding, evaluation and prediction sort each window of this many batches by length
 # before batching it, so that a batch's examples are of about one length: attention's scores
 # ([B, N, S, S] at the batch's longest example) were half of a SQuAD prediction's time in file
-# order. Predictions come back in the input's order all the same; the host holds at most a window
-# of them.
+# order. Predictions come back in the input's order all the same: the host holds a window of
+# them, so a window is at most SORT_WINDOW_EXAMPLES examples (or one batch, if that is more;
+# features of every layer can take megabytes an example). Training sorts windows of this many
+# batches too (group_by_length).
 LENGTH_SORT_WINDOW_BATCHES = 16
+SORT_WINDOW_EXAMPLES = 512
 # The feature that carries an example's position in its input pipeline through a sorted window.
 INPUT_ORDER = "input_order"
 
@@ -209,6 +212,7 @@ def record_dataset_fn(
     dynamic_padding=False,
     compiled=True,
     group_by_length=False,
+    max_records=None,
 ):
     """A dataset function for strategy.distribute_datasets_from_function over TFRecord files.
 
@@ -227,13 +231,18 @@ def record_dataset_fn(
       group_by_length: training batches drawn from windows of LENGTH_SORT_WINDOW_BATCHES
         shuffled batches sorted by length, then shuffled among that window's batches: a batch's
         examples are of about one length, and its padding mostly gone.
+      max_records: evaluation and prediction of only the first max_records records (taken
+        before any sorting).
     """
 
     def dataset_fn(input_context):
         batch_size = input_context.get_per_replica_batch_size(global_batch_size)
         pipelines, index = input_context.num_input_pipelines, input_context.input_pipeline_id
         if not is_training:
-            dataset = tf.data.TFRecordDataset(files).shard(pipelines, index)
+            dataset = tf.data.TFRecordDataset(files)
+            if max_records is not None:
+                dataset = dataset.take(max_records)
+            dataset = dataset.shard(pipelines, index)
             return batch_every_example(
                 dataset.batch(256).map(parse_batch).unbatch(),
                 batch_size,
@@ -324,16 +333,18 @@ def batch_every_example(dataset, batch_size, dynamic_padding=False, replicas=1):
     examples whose is_real_example is 0 to a whole number of batches for each of the pipeline's
     `replicas` (a replica left without a batch would get an empty one, whose unknown length
     dynamic padding cannot trace). Static-shaped and in order; or, with dynamic_padding, each
-    window of LENGTH_SORT_WINDOW_BATCHES batches sorted by length (sorted_by_length), every
-    example carrying its position in `dataset` as INPUT_ORDER (int64 []), and each batch cut to
-    its longest example."""
+    window of LENGTH_SORT_WINDOW_BATCHES batches (at most SORT_WINDOW_EXAMPLES examples, or one
+    batch) sorted by length (sorted_by_length), every example carrying its position in
+    `dataset` as INPUT_ORDER (int64 []), and each batch cut to its longest example."""
     dataset = dataset.map(
         lambda features: {**features, "is_real_example": tf.constant(1, tf.int32)}
     )
     if dynamic_padding:
+        pipeline_batch = batch_size * replicas
+        window_batches = min(LENGTH_SORT_WINDOW_BATCHES, SORT_WINDOW_EXAMPLES // pipeline_batch)
         dataset = sorted_by_length(
             dataset.enumerate().map(lambda index, features: {**features, INPUT_ORDER: index}),
-            LENGTH_SORT_WINDOW_BATCHES * batch_size * replicas,
+            max(window_batches, 1) * pipeline_batch,
         )
     # Made from the element spec, not from the data: a generator's examples are read once.
     padding = tf.data.Dataset.from_tensors(
@@ -855,6 +866,7 @@ class Trainer:
         step = self.restore_for_inference(checkpoint)
         with self.strategy.scope():
             sums = MetricSums(metric_names)
+        max_records = None if max_steps is None else max_steps * self.eval_batch_size
         dataset = self.strategy.distribute_datasets_from_function(
             record_dataset_fn(
                 files,
@@ -862,6 +874,7 @@ class Trainer:
                 self.eval_batch_size,
                 is_training=False,
                 dynamic_padding=self.dynamic_padding,
+                max_records=max_records,
             )
         )
 
@@ -873,14 +886,10 @@ class Trainer:
         def eval_step(features):
             self.strategy.run(replica_step, args=(features,))
 
-        total = count_records(
-            files, None if max_steps is None else max_steps * self.eval_batch_size
-        )
+        total = count_records(files, max_records)
         progress, batches = ProgressLog("evaluation", total), 0
         with reading_records(files):
             for features in each_batch(dataset):
-                if max_steps is not None and batches >= max_steps:
-                    break
                 eval_step(features)
                 batches += 1
                 progress.update(min(batches * self.eval_batch_size, total))

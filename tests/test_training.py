@@ -515,6 +515,47 @@ def test_cut_padding_keeps_one_position_of_a_batch_made_only_of_padding():
     assert training.cut_padding(padding, to_bucket=True)["input_ids"].shape == (2, 16)
 
 
+def test_evaluation_of_max_steps_batches_reads_the_first_records_before_sorting(tmp_path):
+    """max_steps=2 batches of 8 evaluate the first 16 records, though a sorted window of the
+    33 (lengths falling from 100) would put the 16 shortest first."""
+    import modeling
+    import training
+
+    lengths = list(range(100, 67, -1))
+    path = str(tmp_path / "records.tfrecord")
+    write_token_records(path, lengths)
+    trainer = token_trainer(tmp_path / "run", eval_batch_size=8)
+    checkpoint = str(tmp_path / "model.ckpt-0")
+    modeling.save_checkpoint(checkpoint, modeling.variables_by_name(trainer.model))
+
+    def metrics(model, features):
+        real = tf.cast(features["is_real_example"], tf.float32)
+        length = tf.cast(tf.reduce_sum(features["input_mask"], axis=1), tf.float32)
+        return {"mean_length": (tf.reduce_sum(length * real), tf.reduce_sum(real))}
+
+    parse = training.parse_records(TOKEN_FEATURES)
+    first = trainer.evaluate([path], parse, metrics, ("mean_length",), 2, checkpoint)
+    assert first["mean_length"] == pytest.approx(np.mean(lengths[:16]))
+    whole = trainer.evaluate([path], parse, metrics, ("mean_length",), None, checkpoint)
+    assert whole["mean_length"] == pytest.approx(np.mean(lengths))
+
+
+def test_prediction_windows_hold_at_most_sort_window_examples(monkeypatch):
+    """Batches of 4 with SORT_WINDOW_EXAMPLES 8: windows of 2 batches, each sorted by length, every
+    example with its input position; 12 examples and 16 batches of window would sort all 12."""
+    import training
+
+    monkeypatch.setattr(training, "SORT_WINDOW_EXAMPLES", 8)
+    lengths = [5, 4, 3, 2, 1, 6, 8, 7, 6, 3, 2, 1]
+    examples = tf.data.Dataset.from_tensor_slices(
+        {"input_mask": tf.constant([[1] * n + [0] * (8 - n) for n in lengths])}
+    )
+    batches = list(training.batch_every_example(examples, 4, dynamic_padding=True))
+    order = [int(i) for batch in batches for i in batch[training.INPUT_ORDER]]
+    assert order == [4, 3, 2, 1, 0, 5, 7, 6, 11, 10, 9, 8]
+    assert [batch["input_mask"].shape[1] for batch in batches] == [4, 8, 6]
+
+
 def test_sorted_by_length_sorts_each_window_shortest_first_and_multiple_choice_by_its_longest():
     import training
 
