@@ -649,6 +649,8 @@ def ours_task(work, task, dynamic_padding):
         "--train_batch_size=32",
         "--predict_batch_size=32",
         f"--dynamic_padding={dynamic_padding}",
+        # Host calls of at most 5 steps: training_rate needs several past the first third.
+        "--iterations_per_loop=5",
     ]
     if task == "classifier":
         log = run_command(
