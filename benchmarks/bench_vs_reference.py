@@ -29,11 +29,12 @@ classifier   all-MiniLM-L6-v2 (from its package) fine-tuned on the shared polari
              (../shared/data, 200, --copies times over, one epoch, batch 32, seq 128) and
              predicting them (batch 32):
   ours          run_classifier.py with --dynamic_padding (the default: TensorFlow's kernels,
-                skipping the padding, the batches being under 75% real tokens) and padded to
+                skipping the padding, the batches being under 75% real tokens; training batches
+                grouped by length, prediction windows sorted by length) and padded to
                 --max_seq_length (--dynamic_padding=False: XLA, as before). Fine-tuning: the
-                engine's examples/s over its host calls after the first third of the run (the
-                lengths' compilations are over by then; transformers: steps after its first
-                two); prediction: the engine's rate after the first batch.
+                engine's examples/s over its host calls (at most 5 steps each) after the first
+                third of the run (the lengths' compilations are over by then; transformers:
+                steps after its first two); prediction: the engine's rate after the first batch.
   transformers  BertForSequenceClassification on the same token ids (read from our records), each
                 batch padded to its longest example (as DataCollatorWithPadding), AdamW.
 squad        the same for run_squad.py, seq 384, doc_stride 128, on a SQuAD-format set made from the
