@@ -39,7 +39,7 @@ classifier   all-MiniLM-L6-v2 (from its package) fine-tuned on the shared polari
                 batch padded to its longest example (as DataCollatorWithPadding), AdamW.
 squad        the same for run_squad.py, seq 384, doc_stride 128, on a SQuAD-format set made from the
              enwiki sample (--squad_questions cloze questions: a sentence of the paragraph with a
-             word asked for; 800 make about 850 windows, 26 batches, so that warm-up does not
+             word asked for; 800 make 880 windows, 27 training steps, so that warm-up does not
              decide the rates), BertForQuestionAnswering on the same features.
 matmul       the dense layers' products of a MiniLM prediction batch (32 × 60 positions, about the
              longest of a polarity batch of 32: 43 to 65 word pieces, 54 on average; [1920, K] ×
