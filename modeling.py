@@ -321,12 +321,54 @@ def gather_positions(sequence, positions):
     return tf.gather(sequence, tf.cast(positions, tf.int32), batch_dims=1)
 
 
-def unpack_rows(states, rows, count):
-    """states [R, H], the rows `rows` int32 [R, 1] of a [count, H] matrix → that matrix, zeros
-    in the other rows; states as they are when rows is None."""
-    if rows is None:
-        return states
-    return tf.scatter_nd(rows, states, tf.stack([count, tf.shape(states)[1]]))
+class PackedTokens:
+    """Where the rows of a packed [T, H] matrix sit in a batch's [B·S, H] positions
+    (skipping_padding): the real tokens (input_mask 1), and position 0, so that a batch without
+    a real token still has a row to point at.
+
+    The attention unpacks its queries, keys and values from the packed rows with gathers, not
+    scatters (TensorFlow's CPU scatter runs on one thread): every position reads a packed row,
+    its own where it has one, the row before it elsewhere. Those padding positions' keys are
+    masked (their softmax weight is exactly 0 in float32) and their queries' contexts dropped,
+    so no real position's value or gradient sees them.
+    """
+
+    def __init__(self, input_mask):
+        """input_mask: int [B, S]."""
+        self.is_real = tf.reshape(input_mask, [-1]) != 0  # bool [B·S]
+        self.is_packed = tf.logical_or(self.is_real, tf.range(tf.size(self.is_real)) == 0)
+        self.positions = tf.cast(tf.where(self.is_packed)[:, 0], tf.int32)  # [T]: rows' positions
+        self.rows = tf.cumsum(tf.cast(self.is_packed, tf.int32)) - 1  # [B·S]: positions' rows
+
+    # Both directions are gathers, and so are their gradients (a gather's own gradient is a
+    # segment sum, slower still than the scatter).
+    def pack(self, states):
+        """[B·S, H] → [T, H]; its gradient is zero at the positions without a row."""
+
+        @tf.custom_gradient
+        def gather_positions(states):
+            return tf.gather(states, self.positions), lambda upstream: tf.where(
+                self.is_packed[:, tf.newaxis], tf.gather(upstream, self.rows), 0
+            )
+
+        return gather_positions(states)
+
+    def spread(self, states):
+        """[T, H] → [B·S, H], the positions without a row holding the row before them (for the
+        attention only). Its gradient takes the packed positions' gradients: the attention's are
+        exactly zero at the others (see the class docstring)."""
+
+        @tf.custom_gradient
+        def gather_rows(states):
+            return tf.gather(states, self.rows), lambda upstream: tf.gather(
+                upstream, self.positions
+            )
+
+        return gather_rows(states)
+
+    def unpack(self, states):
+        """[T, H] → [B·S, H] with zeros at the padding positions."""
+        return tf.where(self.is_real[:, tf.newaxis], self.spread(states), 0)
 
 
 class BertEmbeddings(tf.Module):
@@ -391,33 +433,34 @@ class BertSelfAttention(tf.Module):
         from_length,
         to_length,
         training,
-        from_rows=None,
-        to_rows=None,
+        from_packing=None,
+        to_packing=None,
     ):
         """Queries from from_states [B·F, H], keys and values from to_states [B·T, H] (the same
         states but for the last layer of BertModel(final_positions=...)); mask_penalty float32
-        [B, 1, 1, T] → context [B·F, H]. With from_rows / to_rows int32 [R, 1] (skipping_padding),
-        that side's states are only those rows of [B·F, H] / [B·T, H], [R, H], and so is the
-        context when from_rows is given."""
+        [B, 1, 1, T] → context [B·F, H]. With from_packing / to_packing (PackedTokens,
+        skipping_padding), that side's states are its packed rows [R, H], and so is the context
+        when from_packing is given."""
         hidden = self.num_heads * self.head_size
 
-        def split_heads(x, length, rows):  # [B·length, H], or [R, H] at rows → [B, N, length, D]
-            x = unpack_rows(x, rows, batch_size * length)  # padding rows: zeros, masked out
+        def split_heads(x, length, packing):  # [B·length, H], or packed [R, H] → [B, N, length, D]
+            if packing is not None:
+                x = packing.spread(x)
             return tf.transpose(
                 tf.reshape(x, [batch_size, length, self.num_heads, self.head_size]),
                 [0, 2, 1, 3],
             )
 
-        query = split_heads(self.query(from_states), from_length, from_rows)
-        key = split_heads(self.key(to_states), to_length, to_rows)
-        value = split_heads(self.value(to_states), to_length, to_rows)
+        query = split_heads(self.query(from_states), from_length, from_packing)
+        key = split_heads(self.key(to_states), to_length, to_packing)
+        value = split_heads(self.value(to_states), to_length, to_packing)
         scores = tf.matmul(query, key, transpose_b=True)  # [B, N, F, T]
         scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(self.head_size)) + mask_penalty
         probs = dropout(tf.nn.softmax(scores), self.dropout_prob, training)  # [B, N, F, T]
         context = tf.matmul(tf.cast(probs, value.dtype), value)  # [B, N, F, D]
         context = tf.transpose(context, [0, 2, 1, 3])  # [B, F, N, D]
         context = tf.reshape(context, [batch_size * from_length, hidden])  # [B·F, H]
-        return context if from_rows is None else tf.gather_nd(context, from_rows)
+        return context if from_packing is None else from_packing.pack(context)
 
 
 class BertResidualOutput(tf.Module):
@@ -463,29 +506,25 @@ class BertLayer(tf.Module):
         seq_length,
         training,
         positions=None,
-        token_rows=None,
+        packing=None,
     ):
         """hidden_states [B·S, H] → [B·S, H]; with positions int [B, P], only those positions'
-        outputs [B·P, H] (every position still serves as a key and a value). With token_rows
-        int32 [T, 1] (skipping_padding), hidden_states are only the real tokens' rows of
-        [B·S, H], [T, H], and so is the output unless positions are given."""
-        from_rows = token_rows
+        outputs [B·P, H] (every position still serves as a key and a value). With packing
+        (PackedTokens, skipping_padding), hidden_states are its packed rows [T, H], and so is
+        the output unless positions are given."""
+        from_packing = packing
         if positions is None:
             from_states, from_length = hidden_states, seq_length
         else:
-            hidden = hidden_states.shape[-1]
-            from_states = tf.reshape(
-                gather_positions(
-                    tf.reshape(
-                        unpack_rows(hidden_states, token_rows, batch_size * seq_length),
-                        [batch_size, seq_length, hidden],
-                    ),
-                    positions,
-                ),
-                [-1, hidden],
-            )  # [B·P, H]
+            rows = tf.reshape(
+                tf.cast(positions, tf.int32) + seq_length * tf.range(batch_size)[:, tf.newaxis],
+                [-1],
+            )  # [B·P]: the positions in [B·S]
+            if packing is not None:
+                rows = tf.gather(packing.rows, rows)
+            from_states = tf.gather(hidden_states, rows)  # [B·P, H]
             from_length = positions.shape[1] or tf.shape(positions)[1]
-            from_rows = None
+            from_packing = None
         context = self.attention_self(
             from_states,
             hidden_states,
@@ -494,8 +533,8 @@ class BertLayer(tf.Module):
             from_length,
             seq_length,
             training,
-            from_rows,
-            token_rows,
+            from_packing,
+            packing,
         )
         attention_output = self.attention_output(context, from_states, training)
         return self.output(self.intermediate(attention_output), attention_output, training)
@@ -618,21 +657,20 @@ class BertModel(tf.Module):
         # Layers work on [B·S, H] so that every dense layer is one plain matmul; skipping
         # padding, on the real tokens' rows of it, [T, H].
         hidden_states = tf.reshape(embedding_output, [-1, hidden])
-        token_rows = None
+        packing = None
         if getattr(_tracing, "skip_padding", False):
-            token_rows = tf.cast(tf.where(tf.reshape(input_mask, [-1]) != 0), tf.int32)  # [T, 1]
-            hidden_states = tf.gather_nd(hidden_states, token_rows)  # [T, H]
-        rows = batch_size * seq_length
+            packing = PackedTokens(input_mask)
+            hidden_states = packing.pack(hidden_states)  # [T, H]
 
-        def unpacked(states):  # [B·S, H] or [T, H] → [B, S, H]
-            return tf.reshape(
-                unpack_rows(states, token_rows, rows), [batch_size, seq_length, hidden]
-            )
+        def unpacked(states):  # [B·S, H] or packed [T, H] → [B, S, H]
+            if packing is not None:
+                states = packing.unpack(states)
+            return tf.reshape(states, [batch_size, seq_length, hidden])
 
         all_encoder_layers = []
         for layer in self.layers[:-1]:
             hidden_states = layer(
-                hidden_states, mask_penalty, batch_size, seq_length, training, None, token_rows
+                hidden_states, mask_penalty, batch_size, seq_length, training, None, packing
             )
             all_encoder_layers.append(unpacked(hidden_states))
         output_length = (
@@ -647,7 +685,7 @@ class BertModel(tf.Module):
             seq_length,
             training,
             final_positions,
-            token_rows,
+            packing,
         )
         sequence_output = (
             unpacked(final_states)

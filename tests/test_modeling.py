@@ -475,20 +475,24 @@ def test_final_positions_compute_the_same_vectors_as_the_whole_last_layer():
     assert max_abs_diff(choices(*stacked), expected_choices) < 1e-5
 
 
-def test_skipping_padding_computes_the_same_values_at_every_real_position_and_gradients():
+@pytest.mark.parametrize("padding_example", [5, 0])
+def test_skipping_padding_computes_the_same_values_at_every_real_position_and_gradients(
+    padding_example,
+):
     """Under skipping_padding the dense layers see only the real tokens: every real position of
     every layer, the pooled output, the final_positions path, the heads and the gradients equal
-    the padded computation's within 1e-5; padding positions come out as zeros."""
+    the padded computation's within 1e-5; padding positions come out as zeros. A padding
+    example first in its batch leaves position 0, which the packed rows always hold, unreal."""
     config = tiny_config()
     model = modeling.BertPretrainingModel(config)
     randomize(model)
     input_ids, input_mask, token_type_ids = make_inputs()
-    # Masked positions are real tokens; example 5 is a padding example of a last batch, no
+    # Masked positions are real tokens; one example is a padding example of a last batch, no
     # real token at all, whose outputs nothing reads.
     lengths = input_mask.sum(1)
     positions = (np.random.RandomState(3).rand(BATCH, 4) * lengths[:, None]).astype(np.int32)
-    input_mask[5] = 0
-    read = np.arange(BATCH) != 5
+    input_mask[padding_example] = 0
+    read = np.arange(BATCH) != padding_example
     weights = tf.constant(np.random.RandomState(2).normal(size=(BATCH, 4, 99)).astype(np.float32))
     real = input_mask[..., None].astype(bool)
 
