@@ -528,6 +528,30 @@ def test_skipping_padding_computes_the_same_values_at_every_real_position_and_gr
         assert max_abs_diff(ours, full) / scale < 1e-5, variable.name
 
 
+def test_skipping_padding_runs_a_batch_without_a_real_token_to_zeros():
+    """A replica's share of a last batch can be padding examples only: the packed rows still
+    hold position 0, every output position comes out zero, and the gradients are finite."""
+    config = tiny_config()
+    model = modeling.BertModel(config)
+    randomize(model)
+    input_ids, input_mask, token_type_ids = make_inputs()
+    input_mask[:] = 0
+
+    @tf.function
+    def forward_and_gradients():
+        with modeling.skipping_padding():
+            with tf.GradientTape() as tape:
+                outputs = model(input_ids, input_mask, token_type_ids, training=True)
+                loss = tf.reduce_sum(outputs.pooled_output)
+            return outputs, tape.gradient(loss, model.trainable_variables)
+
+    outputs, gradients = forward_and_gradients()
+    assert outputs.sequence_output.shape == (BATCH, SEQ, config.hidden_size)
+    for layer in [outputs.sequence_output, *outputs.all_encoder_layers]:
+        assert not np.any(layer.numpy())
+    assert all(np.all(np.isfinite(tf.convert_to_tensor(g))) for g in gradients if g is not None)
+
+
 # Compilation and precision.
 
 
