@@ -346,12 +346,12 @@ class PackedTokens:
         """[B·S, H] → [T, H]; its gradient is zero at the positions without a row."""
 
         @tf.custom_gradient
-        def gather_positions(states):
+        def gather_packed(states):
             return tf.gather(states, self.positions), lambda upstream: tf.where(
                 self.is_packed[:, tf.newaxis], tf.gather(upstream, self.rows), 0
             )
 
-        return gather_positions(states)
+        return gather_packed(states)
 
     def spread(self, states):
         """[T, H] → [B·S, H], the positions without a row holding the row before them (for the
