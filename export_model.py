@@ -51,6 +51,10 @@ shared_flags.define_max_seq_length()
 shared_flags.define_label_list(
     "The classifier's labels, in the order of its outputs (default 0, 1, ...)."
 )
+shared_flags.define_random_seed(
+    "Seeds the encoder's dropout (training=True): fine-tuning through the export draws the same "
+    "masks in every run."
+)
 flags.DEFINE_string("export_dir", None, "Where to write encoder/, preprocess/ and classifier/1/.")
 
 INT_MATRIX = tf.TensorSpec([None, None], tf.int32)
@@ -123,8 +127,13 @@ def hub_asset_holder(vocab_file, do_lower_case, config_file=None):
     return holder
 
 
-def encoder_export(bert, vocab_file, do_lower_case, config_file):
-    """The Hub encoder object around a restored BertModel."""
+def encoder_export(bert, vocab_file, do_lower_case, config_file, random_seed):
+    """The Hub encoder object around a restored BertModel.
+
+    Its dropout draws its masks' seeds with a stateful op, whose own seed is fixed when the
+    function is traced: without a global seed then, every process that loads the export would
+    draw other masks, and fine-tuning through it could not be repeated.
+    """
     export = hub_asset_holder(vocab_file, do_lower_case, config_file)
     export.bert = bert
 
@@ -143,6 +152,7 @@ def encoder_export(bert, vocab_file, do_lower_case, config_file):
             "default": outputs.pooled_output,
         }
 
+    tf.random.set_seed(random_seed)
     for training_mode in (False, True):
         call.get_concrete_function(ENCODER_INPUTS, training=training_mode)
     export.__call__ = call
@@ -241,7 +251,9 @@ def main(argv):
     bert = modeling.BertModel(config)
     modeling.load_checkpoint(checkpoint, modeling.variables_by_name(bert))
     save_atomically(
-        encoder_export(bert, FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.bert_config_file),
+        encoder_export(
+            bert, FLAGS.vocab_file, FLAGS.do_lower_case, FLAGS.bert_config_file, FLAGS.random_seed
+        ),
         os.path.join(FLAGS.export_dir, "encoder"),
     )
     # One in-graph tokenizer for both exports (its character tables are built once).

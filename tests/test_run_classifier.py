@@ -577,13 +577,14 @@ def test_fine_tunes_minilm_on_movie_review_polarity_from_checkpoint_and_hub_then
 ):
     """all-MiniLM-L6-v2 on 200 real movie-review sentences (Pang & Lee) in SST-2 layout, 120 to train
     and 80 to evaluate, from its checkpoint and from its export_model.py Hub encoder
-    (--hub_module_handle): accuracy of at least 0.6 from the checkpoint (chance: 0.5 ± 0.056 on
-    80), and the two within 0.15 of each other (they differ in the head's initial draw and in
-    dropout; the difference of two accuracies on 80 has a standard error of about 0.075; seen:
-    0.71 and 0.62, deterministic here). The
+    (--hub_module_handle). Both fine-tune: each labels at least 0.8 of its 120 training sentences
+    right (chance 0.5; seen 0.875-0.99 with --random_seed 1, 2, 3 and the default). The dev
+    accuracy is printed, not bounded: over those seeds it ran 0.56-0.74 from the checkpoint and
+    0.56-0.65 through the export, so 80 sentences cannot tell the two apart, nor either from
+    chance, reliably. Both runs repeat exactly (the export seeds its dropout). The
     hub-trained checkpoint has the reference's names: --do_predict alone writes test_results.tsv
     and SST-2.tsv, and its serving export's probabilities equal test_results.tsv's (1e-5), on the
-    80 reviews and on SERVING_TEXTS, which hold the characters the published preprocessing
+    200 reviews and on SERVING_TEXTS, which hold the characters the published preprocessing
     models tokenize otherwise than the reference (ß, ½, ², ™, final sigma, ...)."""
     import tensorflow as tf
     import tensorflow_text  # noqa: F401  (the serving model tokenizes with its ops)
@@ -599,7 +600,7 @@ def test_fine_tunes_minilm_on_movie_review_polarity_from_checkpoint_and_hub_then
     data = tmp_path / "sst2"
     write(data, "train.tsv", [["sentence", "label"]] + rows[:120])
     write(data, "dev.tsv", [["sentence", "label"]] + rows[120:])
-    test_texts = [text for text, _ in rows[120:]] + SERVING_TEXTS
+    test_texts = [text for text, _ in rows] + SERVING_TEXTS
     write(
         data,
         "test.tsv",
@@ -624,6 +625,7 @@ def test_fine_tunes_minilm_on_movie_review_polarity_from_checkpoint_and_hub_then
         tmp_path / "checkpoint",
         "SST-2",
         *training_flags,
+        "--do_predict=True",
         f"--init_checkpoint={minilm_checkpoint}/bert_model.ckpt",
     )
     hub_flags = [
@@ -651,8 +653,6 @@ def test_fine_tunes_minilm_on_movie_review_polarity_from_checkpoint_and_hub_then
         from_hub["eval_examples"] == 80
         and from_hub["global_step"] == from_checkpoint["global_step"] == 30
     )
-    assert from_checkpoint["eval_accuracy"] >= 0.6
-    assert abs(from_hub["eval_accuracy"] - from_checkpoint["eval_accuracy"]) <= 0.15
 
     run_classifier_command(
         minilm_checkpoint, data, tmp_path / "hub", "SST-2", "--do_predict=True", *hub_flags
@@ -660,13 +660,14 @@ def test_fine_tunes_minilm_on_movie_review_polarity_from_checkpoint_and_hub_then
     probabilities = np.loadtxt(tmp_path / "hub" / "test_results.tsv")
     assert probabilities.shape == (len(test_texts), 2)
     assert np.allclose(probabilities.sum(1), 1, atol=1e-5)
-    submission = (tmp_path / "hub" / "SST-2.tsv").read_text().splitlines()
-    assert submission[0] == "index\tprediction" and len(submission) == len(test_texts) + 1
-    predicted = [line.split("\t")[1] for line in submission[1:81]]
-    gold = [label for _, label in rows[120:]]
-    assert np.mean([p == g for p, g in zip(predicted, gold)]) == pytest.approx(
-        from_hub["eval_accuracy"]
-    )
+    gold = [label for _, label in rows]
+    for run, results in (("checkpoint", from_checkpoint), ("hub", from_hub)):
+        submission = (tmp_path / run / "SST-2.tsv").read_text().splitlines()
+        assert submission[0] == "index\tprediction" and len(submission) == len(test_texts) + 1
+        right = [line.split("\t")[1] == label for line, label in zip(submission[1:201], gold)]
+        print(f"{run}: {np.mean(right[:120]):.3f} of its training sentences right")
+        assert np.mean(right[:120]) >= 0.8
+        assert np.mean(right[120:]) == pytest.approx(results["eval_accuracy"])
     names = {name for name, _ in tf.train.list_variables(str(tmp_path / "hub"))}
     assert {"output_weights", "output_bias", "bert/pooler/dense/kernel", "global_step"} <= names
     run_script(
