@@ -41,11 +41,13 @@ squad        the same for run_squad.py, seq 384, doc_stride 128, on a SQuAD-form
              enwiki sample (--squad_questions cloze questions: a sentence of the paragraph with a
              word asked for; 800 make 880 windows, 27 training steps, so that warm-up does not
              decide the rates), BertForQuestionAnswering on the same features.
-matmul       the dense layers' products of a MiniLM prediction batch (32 × 60 positions, about the
-             longest of a polarity batch of 32: 43 to 65 word pieces, 54 on average; [1920, K] ×
-             [K, N] + bias, K, N the hidden 384 or the intermediate 1536), float32, GFLOP/s:
-             TensorFlow's bias_add(matmul) in a tf.function (the kernel our prediction runs)
-             against torch's addmm (what transformers' Linear runs); 50 calls after two.
+matmul       the dense layers' products, [rows, K] × [K, N] + bias, float32, GFLOP/s: a MiniLM
+             prediction batch's (32 × 60 positions, about the longest of a polarity batch of 32:
+             43 to 65 word pieces, 54 on average; K, N the hidden 384 or the intermediate 1536)
+             and a BERT-Base pretraining batch's (8 × 128 positions; 768, 3072).
+             TensorFlow's bias_add(matmul) in a tf.function, on its kernels (what our prediction
+             and fine-tuning run) and compiled by XLA (what our pretraining step runs), against
+             torch's addmm (what transformers' Linear runs); 50 calls after two.
 --profile    our BERT-Base pretraining step (the run_pretraining.py loss under Trainer.train) in
              TensorFlow's profiler: time by XLA op class, from the profile's per-thunk events
              and the step's HLO (XLA_FLAGS dump), with the share of the step outside XLA.
@@ -96,7 +98,14 @@ SEQ, PREDICTIONS, VOCAB = 128, 20, 30522
 INFERENCE_BATCH = 32
 # (rows, inner, columns): a MiniLM prediction batch's query/key/value/output, intermediate and
 # output products, 32 examples × 60 positions.
-MATMUL_SHAPES = ((1920, 384, 384), (1920, 384, 1536), (1920, 1536, 384))
+MATMUL_SHAPES = (
+    (1920, 384, 384),
+    (1920, 384, 1536),
+    (1920, 1536, 384),
+    (1024, 768, 768),
+    (1024, 768, 3072),
+    (1024, 3072, 768),
+)
 MATMUL_CALLS = 50
 RESULT = "RESULT "
 
@@ -368,7 +377,9 @@ def worker_tensorflow_matmul(spec):
     import tensorflow as tf
 
     inputs, weights, bias = (tf.constant(value) for value in matmul_operands(spec["shape"]))
-    product = tf.function(lambda: tf.nn.bias_add(tf.matmul(inputs, weights), bias))
+    product = tf.function(
+        lambda: tf.nn.bias_add(tf.matmul(inputs, weights), bias), jit_compile=spec["use_xla"]
+    )
     return steady_rate(lambda: product().numpy(), 2e-9 * np.prod(spec["shape"]), MATMUL_CALLS)
 
 
@@ -787,8 +798,13 @@ def main_table(work):
         for shape in MATMUL_SHAPES:
             rates = best_of_rounds(
                 {
-                    name: lambda name=name: run_worker(worker=f"{name}_matmul", shape=shape)
-                    for name in ("tensorflow", "torch")
+                    "tensorflow": lambda: run_worker(
+                        worker="tensorflow_matmul", shape=shape, use_xla=False
+                    ),
+                    "tensorflow-xla": lambda: run_worker(
+                        worker="tensorflow_matmul", shape=shape, use_xla=True
+                    ),
+                    "torch": lambda: run_worker(worker="torch_matmul", shape=shape),
                 }
             )
             rows, inner, columns = shape
