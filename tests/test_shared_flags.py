@@ -122,5 +122,6 @@ def test_help_of_a_script_shows_its_flags_and_not_the_engines_others():
         "do_lower_case",
         "max_seq_length",
         "label_list",
+        "random_seed",
         "export_dir",
     }
