@@ -96,8 +96,9 @@ SIZES = {"base": (12, 768, 12), "mini": (4, 256, 4)}
 PRETRAINING_BATCH = {"base": 8, "mini": 32}
 SEQ, PREDICTIONS, VOCAB = 128, 20, 30522
 INFERENCE_BATCH = 32
-# (rows, inner, columns): a MiniLM prediction batch's query/key/value/output, intermediate and
-# output products, 32 examples × 60 positions.
+# (rows, inner, columns): the query/key/value/output, intermediate and output products of a
+# MiniLM prediction batch (32 examples × 60 positions) and of a BERT-Base pretraining batch
+# (8 × 128).
 MATMUL_SHAPES = (
     (1920, 384, 384),
     (1920, 384, 1536),
