@@ -42,7 +42,7 @@ squad        the same for run_squad.py, seq 384, doc_stride 128, on a SQuAD-form
              word asked for; 800 make 880 windows and 25 training steps of 32 windows (the
              reference counts steps by questions), so that warm-up does not decide the rates),
              BertForQuestionAnswering on the same features.
-             Each task also prints its training windows' real-token share and the most that
+             Each task also prints its training examples' real-token share and the most that
              skipping padding could gain there (padding_free_bound).
 matmul       the dense layers' products, [rows, K] × [K, N] + bias, float32, GFLOP/s: a MiniLM
              prediction batch's (32 × 60 positions, about the longest of a polarity batch of 32:
