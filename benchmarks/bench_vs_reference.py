@@ -706,12 +706,12 @@ def padding_free_bound(records, config_file):
     mask = read_records(records, ("input_mask",))["input_mask"]  # [n, S]
     lengths, padded = mask.sum(axis=1), mask.shape[1]
 
-    def multiply_adds(length):
+    def multiply_adds(length):  # of one length, or elementwise of an array of them
         return length * (4 * hidden**2 + 2 * hidden * intermediate + 2 * hidden * length)
 
-    return lengths.sum() / mask.size, len(lengths) * multiply_adds(padded) / sum(
-        multiply_adds(length) for length in lengths
-    )
+    return lengths.sum() / mask.size, len(lengths) * multiply_adds(padded) / multiply_adds(
+        lengths
+    ).sum()
 
 
 def task_records(task, output_dir):
