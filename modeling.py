@@ -650,10 +650,13 @@ class BertModel(tf.Module):
         embedding_output = tf.cast(
             self.embeddings(input_ids, token_type_ids, training), self.compute_dtype
         )
-        # Padding keys get a large negative score: [B, 1, 1, T].
-        mask_penalty = (
-            1.0 - tf.cast(input_mask[:, tf.newaxis, tf.newaxis, :], tf.float32)
-        ) * ATTENTION_MASK_PENALTY
+        # Padding keys get a large negative score: [B, 1, 1, T]. A reshape, not new axes: its
+        # shape lets TensorFlow's graph optimizer fuse the score's scale and this add into the
+        # attention's batch matmul on oneDNN's kernels.
+        mask_penalty = tf.reshape(
+            (1.0 - tf.cast(input_mask, tf.float32)) * ATTENTION_MASK_PENALTY,
+            [batch_size, 1, 1, seq_length],
+        )
         # Layers work on [B·S, H] so that every dense layer is one plain matmul; skipping
         # padding, on the real tokens' rows of it, [T, H].
         hidden_states = tf.reshape(embedding_output, [-1, hidden])
