@@ -11,3 +11,8 @@ TF_ENABLE_ONEDNN_OPTS=0 in the environment keeps Eigen's kernels.
 import os
 
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+
+
+def onednn_on():
+    """Whether TensorFlow runs its oneDNN CPU kernels (TF_ENABLE_ONEDNN_OPTS as TensorFlow reads it)."""
+    return os.environ["TF_ENABLE_ONEDNN_OPTS"].lower() in ("1", "true")

@@ -19,7 +19,7 @@ data position is not restored on resume: the input shuffle is re-seeded with the
 so a restarted job reads a fresh order rather than repeating its start. It reads no flags.
 """
 
-import cpu_kernels  # noqa: F401  (first: what TensorFlow reads when it is imported)
+import cpu_kernels  # first: what TensorFlow reads when it is imported
 import contextlib
 import json
 import os
@@ -543,6 +543,11 @@ class Trainer:
             isinstance(self.strategy, tf.distribute.TPUStrategy) if for_tpu is None else for_tpu
         )
         self.dynamic_padding = dynamic_padding and not self.for_tpu
+        self.fuse_layer_norm = (
+            cpu_kernels.onednn_on()
+            and not self.for_tpu
+            and not tf.config.list_logical_devices("GPU")
+        )
         self.group_by_length = group_by_length
         self.chief = is_chief(self.strategy)
         file_io.prepare_output_dir(self.output_dir, lock=lock_output_dir and self.chief)
@@ -826,11 +831,21 @@ class Trainer:
         (modeling.skipping_padding)."""
         return modeling.skipping_padding() if self.dynamic_padding else contextlib.nullcontext()
 
+    def tracing_for_inference(self):
+        """The context an evaluation or prediction step is traced in: tracing_for_kernels, and
+        on oneDNN's CPU kernels (no GPU, not TPU) LayerNorm in the form TensorFlow fuses
+        (modeling.fusing_layer_norm)."""
+        context = contextlib.ExitStack()
+        context.enter_context(self.tracing_for_kernels())
+        if self.fuse_layer_norm:
+            context.enter_context(modeling.fusing_layer_norm())
+        return context
+
     def eval_step(self, compute_metrics, sums):
         """The step strategy.run runs on each replica's batch: adds compute_metrics to `sums`."""
 
         def replica_step(features):
-            with self.tracing_for_kernels():
+            with self.tracing_for_inference():
                 sums.add(compute_metrics(self.model, features))
 
         return replica_step
@@ -843,7 +858,7 @@ class Trainer:
         """
 
         def replica_step(features):
-            with self.tracing_for_kernels():
+            with self.tracing_for_inference():
                 outputs = predict_outputs(self.model, features)
             kept = ("is_real_example", INPUT_ORDER)
             return {**outputs, **{name: features[name] for name in kept if name in features}}

@@ -1,15 +1,20 @@
 """modeling.py: shapes, parity with transformers and the reference, checkpoints, XLA, precision, bad input."""
 
+import collections
 import contextlib
+import functools
+import glob
 import json
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
+import cpu_kernels
 import errors
 import modeling
 
@@ -550,6 +555,63 @@ def test_skipping_padding_runs_a_batch_without_a_real_token_to_zeros():
     for layer in [outputs.sequence_output, *outputs.all_encoder_layers]:
         assert not np.any(layer.numpy())
     assert all(np.all(np.isfinite(tf.convert_to_tensor(g))) for g in gradients if g is not None)
+
+
+def executed_op_types(function):
+    """How many of each op type TensorFlow ran for function()'s second call (the first traces
+    it and runs the graph optimizer), from the profiler's trace."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    function()
+    with tempfile.TemporaryDirectory() as profile_dir:
+        tf.profiler.experimental.start(profile_dir)
+        function()
+        tf.profiler.experimental.stop()
+        space = xplane_pb2.XSpace()
+        (trace,) = glob.glob(os.path.join(profile_dir, "**", "*.xplane.pb"), recursive=True)
+        with open(trace, "rb") as trace_file:
+            space.ParseFromString(trace_file.read())
+    op_types = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            for event in line.events:
+                name = plane.event_metadata[event.metadata_id].name
+                op_types[name.rsplit(":", 1)[-1]] += ":" in name
+    return op_types
+
+
+@pytest.mark.skipif(not cpu_kernels.onednn_on(), reason="TensorFlow's oneDNN kernels are off")
+@pytest.mark.parametrize("skip_padding", [False, True])
+def test_fusing_layer_norm_runs_one_kernel_per_layer_norm_with_the_same_values(skip_padding):
+    """Under fusing_layer_norm (the engine's evaluation and prediction on oneDNN's CPU kernels)
+    TensorFlow runs each LayerNorm as one _MklLayerNorm, and each layer's attention scores'
+    scale and mask add inside its batch matmul (_MklFusedBatchMatMulV2); the outputs equal the
+    moments form's within 1e-5 at every position. Traced as the engine's steps are, for any
+    batch length (a static one keeps the moments)."""
+    config = tiny_config()
+    model = modeling.BertModel(config)
+    randomize(model)
+    input_ids, input_mask, token_type_ids = make_inputs()
+
+    def forward(fused):
+        @tf.function(input_signature=[tf.TensorSpec([BATCH, None], tf.int32)] * 3)
+        def sequence_output(input_ids, input_mask, token_type_ids):
+            with contextlib.ExitStack() as modes:
+                if skip_padding:
+                    modes.enter_context(modeling.skipping_padding())
+                if fused:
+                    modes.enter_context(modeling.fusing_layer_norm())
+                return model(input_ids, input_mask, token_type_ids).sequence_output
+
+        return functools.partial(sequence_output, input_ids, input_mask, token_type_ids)
+
+    fused, moments = forward(True), forward(False)
+    fused_ops, moments_ops = executed_op_types(fused), executed_op_types(moments)
+    layers = config.num_hidden_layers
+    assert fused_ops["_MklLayerNorm"] == 1 + 2 * layers
+    assert moments_ops["_MklLayerNorm"] == 0
+    assert fused_ops["_MklFusedBatchMatMulV2"] == moments_ops["_MklFusedBatchMatMulV2"] == layers
+    assert max_abs_diff(fused(), moments()) < 1e-5
 
 
 # Compilation and precision.
