@@ -290,9 +290,17 @@ def dropout(x, rate, training):
     """
     if not training or rate == 0.0:
         return x
+    return dropped_unscaled(x, rate) * tf.cast(1.0 / (1.0 - rate), x.dtype)
+
+
+def dropped_unscaled(x, rate):
+    """dropout(x, rate, training=True) without its 1 / (1 - rate) scale: x where kept, 0 where
+    dropped, so that a caller can scale a smaller tensor downstream instead (the attention
+    scales its context [B, N, F, D], not its probabilities [B, N, F, T])."""
     seed = tf.random.uniform([2], maxval=tf.int32.max, dtype=tf.int32)
     algorithm = "threefry" if getattr(_tracing, "for_xla", False) else "philox"
-    return tf.nn.experimental.stateless_dropout(x, rate, seed, rng_alg=algorithm)
+    uniform = tf.random.stateless_uniform(tf.shape(x), seed, dtype=x.dtype, alg=algorithm)
+    return tf.where(uniform >= tf.cast(rate, x.dtype), x, tf.zeros([], x.dtype))
 
 
 class Dense(tf.Module):
@@ -497,8 +505,13 @@ class BertSelfAttention(tf.Module):
         value = split_heads(self.value(to_states), to_length, to_packing)
         scores = tf.matmul(query, key, transpose_b=True)  # [B, N, F, T]
         scores = tf.cast(scores, tf.float32) * (1.0 / math.sqrt(self.head_size)) + mask_penalty
-        probs = dropout(tf.nn.softmax(scores), self.dropout_prob, training)  # [B, N, F, T]
+        probs, context_scale = tf.nn.softmax(scores), 1.0  # [B, N, F, T]
+        if training and self.dropout_prob > 0.0:
+            probs = dropped_unscaled(probs, self.dropout_prob)
+            context_scale = 1.0 / (1.0 - self.dropout_prob)  # dropout's, on D values, not T
         context = tf.matmul(tf.cast(probs, value.dtype), value)  # [B, N, F, D]
+        if context_scale != 1.0:
+            context = context * context_scale
         context = tf.transpose(context, [0, 2, 1, 3])  # [B, F, N, D]
         context = tf.reshape(context, [batch_size * from_length, hidden])  # [B·F, H]
         return context if from_packing is None else from_packing.pack(context)
