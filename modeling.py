@@ -269,13 +269,13 @@ def skipping_padding():
 def fusing_layer_norm():
     """Marks what is traced inside as an inference step (no gradient) on TensorFlow's oneDNN CPU
     kernels: LayerNorm then normalizes in the form TensorFlow's graph optimizer rewrites into
-    one oneDNN layer normalization (_MklLayerNorm), which ran 3-4× faster than the moments'
-    five kernels, about 7% of a MiniLM SQuAD-format prediction; where the rows' count is known
-    only when the step runs, as in the engine's batches. The engine traces its uncompiled
-    evaluation and prediction steps inside this where oneDNN is on and no GPU is visible. Not
-    in training (the gradient keeps that form unfused, no faster), under XLA, in
-    exported SavedModels (served anywhere), nor on Eigen's kernels, where that form ran 2-4×
-    slower than the moments.
+    one oneDNN layer normalization (_MklLayerNorm), 3-4× faster than the moments' five kernels
+    and about 7% off a MiniLM SQuAD-format prediction. It does so where the rows' count is known
+    only when the step runs, as in the engine's batches; LayerNorm keeps the moments where it is
+    static. The engine traces its uncompiled evaluation and prediction steps inside this where
+    oneDNN is on and no GPU is visible. Not in training (the gradient keeps that form unfused,
+    no faster), under XLA, in exported SavedModels (served anywhere), nor on Eigen's kernels,
+    where that form ran 2-4× slower than the moments.
     """
     return _tracing_mode("fuse_layer_norm")
 
