@@ -831,15 +831,14 @@ class Trainer:
         (modeling.skipping_padding)."""
         return modeling.skipping_padding() if self.dynamic_padding else contextlib.nullcontext()
 
+    @contextlib.contextmanager
     def tracing_for_inference(self):
         """The context an evaluation or prediction step is traced in: tracing_for_kernels, and
         on oneDNN's CPU kernels (no GPU, not TPU) LayerNorm in the form TensorFlow fuses
         (modeling.fusing_layer_norm)."""
-        context = contextlib.ExitStack()
-        context.enter_context(self.tracing_for_kernels())
-        if self.fuse_layer_norm:
-            context.enter_context(modeling.fusing_layer_norm())
-        return context
+        fusing = modeling.fusing_layer_norm() if self.fuse_layer_norm else contextlib.nullcontext()
+        with self.tracing_for_kernels(), fusing:
+            yield
 
     def eval_step(self, compute_metrics, sums):
         """The step strategy.run runs on each replica's batch: adds compute_metrics to `sums`."""
