@@ -500,6 +500,53 @@ def test_xla_compiles_training_unless_batches_are_mostly_padding(tmp_path, caplo
     assert static.choose_xla([paths["short"]], parse)
 
 
+# Trains 8 steps on TensorFlow's kernels (--use_xla=False), batches of 4 of 6 lengths; prints
+# each batch's length. Run in a process of its own: XLA reads XLA_FLAGS once per process.
+KERNELS_TRAINING = """
+import sys
+import tensorflow as tf
+import training
+from test_training import TOKEN_FEATURES, token_trainer, write_token_records
+
+records, output_dir = sys.argv[1:]
+write_token_records(records, [4 * (1 + i % 6) for i in range(48)])
+trainer = token_trainer(output_dir, train_batch_size=4, use_xla=False, iterations_per_loop=1)
+
+
+def compute_loss(model, features):
+    tf.print("batch length", tf.shape(features["input_ids"])[1], output_stream=sys.stdout)
+    output = model(
+        features["input_ids"], features["input_mask"], features["segment_ids"], training=True
+    ).sequence_output
+    return tf.reduce_mean(tf.square(output)), {}
+
+
+trainer.train([records], training.parse_records(TOKEN_FEATURES), compute_loss, (), 8, 1)
+"""
+
+
+def test_kernels_training_compiles_its_update_once_whatever_the_batch_length(tmp_path):
+    """On one device with --use_xla=False, XLA compiles the optimizer update alone, and once:
+    the step's batches of other lengths reuse it (each new shape would compile anew)."""
+    dump = tmp_path / "xla"
+    tests = os.path.join(REPO_ROOT, "tests")
+    result = subprocess.run(
+        [sys.executable, "-c", KERNELS_TRAINING, str(tmp_path / "r.tfrecord"), str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([REPO_ROOT, tests]),
+            "XLA_FLAGS": f"--xla_dump_to={dump}",
+        },
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lengths = [line.split()[-1] for line in result.stdout.splitlines() if "batch length" in line]
+    assert len(lengths) == 8 and len(set(lengths)) >= 3, lengths
+    compiled = [name for name in os.listdir(dump) if name.endswith(".before_optimizations.txt")]
+    assert len(compiled) == 1 and "apply_gradients" in compiled[0], compiled
+
+
 def test_cut_padding_keeps_one_position_of_a_batch_made_only_of_padding():
     """A replica's share of the last prediction batch can be all padding examples (input_mask 0):
     the cut keeps one position for the [CLS] gather, or the smallest bucket when training."""
