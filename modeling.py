@@ -59,6 +59,22 @@ def gelu(x):
     return tf.nn.gelu(x, approximate=False)
 
 
+@tf.custom_gradient
+def gelu_for_training(x):
+    """gelu(x) as a training step on TensorFlow's kernels runs it faster, each elementwise op a
+    pass over [rows, intermediate]: four passes forward instead of five, and the gradient
+    Φ(x) + x·φ(x) from the CDF the forward pass kept (3% off a MiniLM SQuAD-format fine-tuning
+    step). Not gelu's form elsewhere: oneDNN fuses only that one into the matmul before it,
+    which it can where no gradient needs the matmul's output."""
+    cdf = 0.5 * tf.math.erfc(x * -math.sqrt(0.5))
+
+    def gradient(upstream):
+        pdf = tf.exp(tf.square(x) * -0.5) * (1.0 / math.sqrt(2.0 * math.pi))
+        return upstream * (cdf + x * pdf)
+
+    return x * cdf, gradient
+
+
 def gelu_tanh(x):
     """GELU's tanh approximation (Hendrycks & Gimpel), what the reference code computes."""
     return 0.5 * x * (1.0 + tf.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * tf.pow(x, 3))))
@@ -73,6 +89,8 @@ ACTIVATIONS = {
     "tanh": tf.tanh,
     "linear": tf.identity,
 }
+# Where an activation has a form that a training step on TensorFlow's kernels runs faster.
+KERNELS_TRAINING_FORMS = {gelu: gelu_for_training}
 
 
 def check_max_seq_length(max_seq_length, config, config_source, minimum=3):
@@ -251,7 +269,8 @@ def _tracing_mode(name):
 def compiled_by_xla():
     """Marks what is traced inside as compiled by XLA, where dropout draws its masks with ThreeFry:
     XLA on CPU runs it two to four times faster than Philox, which TensorFlow's own kernels need
-    (they have no ThreeFry). The engine traces its compiled steps inside this."""
+    (they have no ThreeFry); activations keep their one form (XLA fuses any). The engine
+    traces its compiled steps inside this."""
     return _tracing_mode("for_xla")
 
 
@@ -306,7 +325,8 @@ def dropped_unscaled(x, rate):
 class Dense(tf.Module):
     """y = activation(x·kernel + bias), kernel [in, out] as the reference's dense layers.
 
-    x: [..., in] in the compute dtype → [..., out] in the same dtype.
+    x: [..., in] in the compute dtype → [..., out] in the same dtype. With training, outside
+    compiled_by_xla, the activation's form in KERNELS_TRAINING_FORMS where it has one.
     """
 
     def __init__(self, scope, input_size, output_size, initializer_range, activation=None):
@@ -317,10 +337,14 @@ class Dense(tf.Module):
         self.bias = tf.Variable(tf.zeros([output_size]), name=f"{scope}/bias")
         self.activation = activation
 
-    def __call__(self, x):
+    def __call__(self, x, training=False):
         # bias_add rather than +: TensorFlow fuses matmul, bias_add and the activation.
         y = tf.nn.bias_add(tf.matmul(x, tf.cast(self.kernel, x.dtype)), tf.cast(self.bias, x.dtype))
-        return self.activation(y) if self.activation else y
+        if not self.activation:
+            return y
+        if training and not getattr(_tracing, "for_xla", False):
+            return KERNELS_TRAINING_FORMS.get(self.activation, self.activation)(y)
+        return self.activation(y)
 
 
 class LayerNorm(tf.Module):
@@ -591,7 +615,9 @@ class BertLayer(tf.Module):
             packing,
         )
         attention_output = self.attention_output(context, from_states, training)
-        return self.output(self.intermediate(attention_output), attention_output, training)
+        return self.output(
+            self.intermediate(attention_output, training), attention_output, training
+        )
 
 
 class BertPooler(tf.Module):

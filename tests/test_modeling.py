@@ -182,6 +182,43 @@ def test_activations():
         assert modeling.ACTIVATIONS[alias] is modeling.gelu_tanh
 
 
+def test_gelu_for_training_equals_gelu_and_its_gradient():
+    from scipy.special import erf
+
+    x = np.linspace(-9.0, 9.0, 721)
+    inputs = tf.constant(x, tf.float32)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(inputs)
+        plain, for_training = modeling.gelu(inputs), modeling.gelu_for_training(inputs)
+    assert max_abs_diff(for_training, plain) < 1e-6
+    # d/dx x·Φ(x) = Φ(x) + x·φ(x), in float64
+    exact = 0.5 * (1 + erf(x / np.sqrt(2))) + x * np.exp(-0.5 * x**2) / np.sqrt(2 * np.pi)
+    np.testing.assert_allclose(tape.gradient(for_training, inputs).numpy(), exact, atol=1e-6)
+    np.testing.assert_allclose(tape.gradient(plain, inputs).numpy(), exact, atol=1e-6)
+
+
+def test_dense_takes_its_activation_s_kernels_training_form_only_to_train_outside_xla(monkeypatch):
+    applied = []
+
+    def plain(y):
+        applied.append("plain")
+        return y
+
+    def for_training(y):
+        applied.append("for training")
+        return y
+
+    monkeypatch.setitem(modeling.KERNELS_TRAINING_FORMS, plain, for_training)
+    dense = modeling.Dense("dense", 3, 2, 0.02, activation=plain)
+    x = tf.ones([4, 3])
+    dense(x)
+    dense(x, training=True)
+    with modeling.compiled_by_xla():
+        dense(x, training=True)
+    assert applied == ["plain", "for training", "plain"]
+    assert modeling.KERNELS_TRAINING_FORMS[modeling.gelu] is modeling.gelu_for_training
+
+
 # Parity with transformers (torch CPU) through convert_checkpoint.py.
 
 
