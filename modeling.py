@@ -63,9 +63,10 @@ def gelu(x):
 def gelu_for_training(x):
     """gelu(x) as a training step on TensorFlow's kernels runs it faster, each elementwise op a
     pass over [rows, intermediate]: four passes forward instead of five, and the gradient
-    Φ(x) + x·φ(x) from the CDF the forward pass kept (3% off a MiniLM SQuAD-format fine-tuning
-    step). Not gelu's form elsewhere: oneDNN fuses only that one into the matmul before it,
-    which it can where no gradient needs the matmul's output."""
+    Φ(x) + x·φ(x) from the CDF the forward pass kept (forward and backward of [6400, 1536]:
+    39-41 ms, against 46-47 for tf.nn.gelu's). Not gelu's form elsewhere: oneDNN fuses only
+    that one into the matmul before it, which it can where no gradient needs the matmul's
+    output."""
     cdf = 0.5 * tf.math.erfc(x * -math.sqrt(0.5))
 
     def gradient(upstream):

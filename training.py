@@ -680,8 +680,7 @@ class Trainer:
             self.optimizer.apply_gradients(gradients, self.global_step, self.loss_scale)
 
         # Compiled, the update is one fused pass per variable: op by op, AdamW reads and writes
-        # every weight a dozen times (compiled alone, 4-6% off a MiniLM SQuAD-format fine-tuning
-        # step on the kernels).
+        # every weight a dozen times (MiniLM's update: 105-120 ms op by op, 44 ms compiled).
         compiled_update = tf.function(apply_gradients, jit_compile=True)
         update_compiled_alone = (
             not (self.for_tpu or self.use_xla) and self.strategy.num_replicas_in_sync == 1
