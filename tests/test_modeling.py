@@ -197,7 +197,7 @@ def test_gelu_for_training_equals_gelu_and_its_gradient():
     np.testing.assert_allclose(tape.gradient(plain, inputs).numpy(), exact, atol=1e-6)
 
 
-def test_dense_takes_its_activation_s_kernels_training_form_only_to_train_outside_xla(monkeypatch):
+def test_dense_takes_the_kernels_training_form_only_when_training_outside_xla(monkeypatch):
     applied = []
 
     def plain(y):
