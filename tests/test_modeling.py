@@ -104,11 +104,13 @@ def test_dropout_acts_only_in_training():
     assert max_abs_diff(first, trained) > 1e-3
 
 
+@pytest.mark.parametrize("dtype", [tf.float32, tf.bfloat16])
 @pytest.mark.parametrize("compiled", ["eager", "graph", "xla"])
-def test_dropout_drops_at_its_rate_scales_the_rest_and_draws_a_new_mask_each_call(compiled):
-    """Over 10^6 elements the dropped share is within 5 standard errors of the rate, the kept
-    elements are exactly 1 / (1 - rate), and two calls (two sites in one step, or two steps) differ."""
-    ones = tf.ones([1000, 1000])
+def test_dropout_drops_at_its_rate_scales_the_rest_and_draws_a_new_mask_each_call(compiled, dtype):
+    """Over about 10^6 elements the dropped share is within 5 standard errors of the rate, the
+    kept elements are exactly 1 / (1 - rate) in x's dtype, and two calls (two sites in one
+    step, or two steps) differ."""
+    ones = tf.ones([999, 1001], dtype)  # an odd count: the last 32-bit draw is half used
 
     def two_masks(rate):
         return modeling.dropout(ones, rate, True), modeling.dropout(ones, rate, True)
@@ -121,15 +123,27 @@ def test_dropout_drops_at_its_rate_scales_the_rest_and_draws_a_new_mask_each_cal
     elif compiled == "graph":
         two_masks = tf.function(two_masks)
     for rate in (0.1, 0.5):
-        first, second = (t.numpy() for t in two_masks(tf.constant(rate)))
-        again, _ = (t.numpy() for t in two_masks(tf.constant(rate)))
+        first, second = (t.numpy().astype(np.float32) for t in two_masks(tf.constant(rate)))
+        again, _ = (t.numpy().astype(np.float32) for t in two_masks(tf.constant(rate)))
         for mask in (first, second):
             dropped = np.mean(mask == 0)
             assert abs(dropped - rate) < 5 * np.sqrt(rate * (1 - rate) / mask.size)
-            np.testing.assert_array_equal(np.unique(mask), [0, np.float32(1 / (1 - rate))])
+            kept = tf.cast(1 / (1 - rate), dtype).numpy().astype(np.float32)
+            np.testing.assert_array_equal(np.unique(mask), [0, kept])
         # Independent masks differ at 2·rate·(1 - rate) of the elements.
         for other in (second, again):
             assert np.mean(first != other) > rate * (1 - rate)
+
+
+def test_dropout_threshold_keeps_the_rate_exactly_on_average_over_its_rounding():
+    """On TensorFlow's kernels dropout compares 16-bit integers with threshold_16_bits: over its
+    rounding draw (a grid of 10^4 uniforms) the drop probability is the float32 rate to 1e-8,
+    which a fixed rounding of rate · 2^16 misses by up to 2^-17 (0.1: by 6.1e-6)."""
+    uniforms = tf.range(10_000, dtype=tf.float32) / 10_000
+    for rate in (0.1, 0.15, 0.37, 0.5, 0.9):
+        thresholds = modeling.threshold_16_bits(rate, uniforms).numpy()
+        dropped = np.mean(thresholds.astype(np.float64)) / 2**16
+        assert abs(dropped - float(np.float32(rate))) < 1e-8, rate
 
 
 def test_attention_drops_probabilities_as_dropout_does_and_scales_the_context_instead():
