@@ -196,6 +196,10 @@ class BertConfig:
             raise InputError(
                 f"bert config: hidden_act {self.hidden_act!r} is not one of {sorted(ACTIVATIONS)}"
             )
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise InputError(f"bert config: {name} must be in [0, 1), got {value!r}")
 
     @classmethod
     def from_dict(cls, json_object):

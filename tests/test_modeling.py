@@ -834,6 +834,11 @@ def test_bad_configs_fail_clearly(tmp_path):
         modeling.BertModel(tiny_config(hidden_size=30))
     with pytest.raises(errors.InputError, match="hidden_act 'swish' is not one of"):
         modeling.BertModel(tiny_config(hidden_act="swish"))
+    for value in (1.0, -0.1, "0.1"):
+        with pytest.raises(
+            errors.InputError, match=r"hidden_dropout_prob must be in \[0, 1\), got"
+        ):
+            modeling.BertModel(tiny_config(hidden_dropout_prob=value))
     path.write_text(json.dumps(tiny_config(num_hidden_layers=0).to_dict()))
     with pytest.raises(
         errors.InputError, match=f"^{path}: bert config: num_hidden_layers must be a positive"
