@@ -695,7 +695,9 @@ def test_squad_2_end_to_end_with_unanswerable_questions(
     assert again["f1"] == pytest.approx(results["f1"], abs=1e-6)
 
     # With dynamic padding, which skips the padding (zeros there, not what attention made of
-    # it), the n-best search reads the same real tokens' logits: the same answers.
+    # it), the n-best search reads the same real tokens' logits: the same answers. The best
+    # threshold is one question's own null odds, so that question sits on it and float
+    # rounding (about 1e-6 between the two runs) decides its side; every other one must agree.
     padded_nbest = json.loads((tmp_path / "out" / "nbest_predictions.json").read_text())
     result, _ = run_squad_command(
         minilm_checkpoint,
@@ -705,7 +707,14 @@ def test_squad_2_end_to_end_with_unanswerable_questions(
         "--dynamic_padding=True",
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads((tmp_path / "out" / "predictions.json").read_text()) == predictions
+    dynamic_null_odds = json.loads((tmp_path / "out" / "null_odds.json").read_text())
+    assert dynamic_null_odds == pytest.approx(null_odds, abs=1e-4)
+    off_threshold = [q for q in predictions if abs(null_odds[q] - threshold) > 1e-4]
+    assert len(off_threshold) >= len(predictions) - 1
+    dynamic_predictions = json.loads((tmp_path / "out" / "predictions.json").read_text())
+    assert {q: dynamic_predictions[q] for q in off_threshold} == {
+        q: predictions[q] for q in off_threshold
+    }
     nbest = json.loads((tmp_path / "out" / "nbest_predictions.json").read_text())
     assert {q: [e["text"] for e in v] for q, v in nbest.items()} == {
         q: [e["text"] for e in v] for q, v in padded_nbest.items()
