@@ -349,7 +349,8 @@ def threshold_16_bits(rate, uniform):
     precision; a fixed rounding would be off by up to 2^-17). The elements of one call share
     the threshold. Rates above 1 - 2^-16 drop with probability 1 - 2^-16."""
     scaled = tf.cast(rate, tf.float32) * 2.0**16
-    rounded = tf.floor(scaled) + tf.cast(uniform < scaled - tf.floor(scaled), tf.float32)
+    floor = tf.floor(scaled)
+    rounded = floor + tf.cast(uniform < scaled - floor, tf.float32)
     return tf.cast(tf.minimum(rounded, 2.0**16 - 1), tf.uint16)
 
 
@@ -561,12 +562,12 @@ class BertSelfAttention(tf.Module):
             # [B, N, F, T] (on TensorFlow's kernels a pass over those took about 45 ms a layer of
             # a SQuAD-format step, forward and again backward); in inference oneDNN fuses the
             # scale into the scores' product.
-            queries, score_scale = queries * tf.cast(score_scale, queries.dtype), 1.0
+            queries = queries * tf.cast(score_scale, queries.dtype)
         query = split_heads(queries, from_length, from_packing)
         key = split_heads(self.key(to_states), to_length, to_packing)
         value = split_heads(self.value(to_states), to_length, to_packing)
         scores = tf.cast(tf.matmul(query, key, transpose_b=True), tf.float32)  # [B, N, F, T]
-        if score_scale != 1.0:
+        if not training:
             scores = scores * score_scale
         scores = scores + mask_penalty
         probs, context_scale = tf.nn.softmax(scores), 1.0  # [B, N, F, T]
