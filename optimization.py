@@ -49,6 +49,28 @@ def variable_name(variable):
     return variable.name.split(":")[0]
 
 
+def global_norm(tensors, by_products=False):
+    """√(Σ x²) over every element of `tensors`, as tf.linalg.global_norm: a float32 scalar.
+
+    by_products sums each tensor's squares by a product with a ones vector ([rows, last] ·
+    [last, 1]) instead of a reduction: XLA on CPU compiles reductions into scalar loops (about
+    a billion elements a second) and such products into vectorized ones that fuse the squares,
+    so the squares of BERT-Base's word embeddings [30522, 768] sum in 5.6 ms instead of 26 ms,
+    and the clipping norm, about a third of BERT-Base's compiled update, takes a fifth of the
+    time. Elsewhere the reduction is faster (TensorFlow's kernels: 7 ms against 15 ms) or exact
+    where a product is not (TPU and GPU round float32 products' inputs: bfloat16 passes, TF32).
+    """
+    if not by_products:
+        return tf.linalg.global_norm(tensors)
+    sums = []
+    for tensor in tensors:
+        row_length = tensor.shape[-1] if tensor.shape.rank else 1
+        rows = tf.reshape(tensor, [-1, row_length])
+        ones = tf.ones([row_length, 1], tensor.dtype)
+        sums.append(tf.reduce_sum(tf.matmul(tf.square(rows), ones)))
+    return tf.sqrt(tf.add_n(sums))
+
+
 class DynamicLossScale(tf.Module):
     """fp16 loss scaling: a non-finite gradient halves the scale (and the step is skipped); the scale
     doubles after `growth_interval` finite steps in a row. bf16 has float32's range and needs none.
@@ -170,7 +192,7 @@ class AdamWeightDecay(tf.Module):
             tf.where(finite, new_v, v),
         )
 
-    def apply_gradients(self, gradients, step, loss_scale=None):
+    def apply_gradients(self, gradients, step, loss_scale=None, norm_by_products=False):
         """Averages `gradients` across replicas, unscales, clips and updates every variable.
 
         Args:
@@ -178,6 +200,8 @@ class AdamWeightDecay(tf.Module):
           step: int scalar, the global step before this update (the schedule's input).
           loss_scale: a DynamicLossScale when the loss was scaled (fp16); a non-finite gradient
             then leaves every weight and slot unchanged and halves the scale.
+          norm_by_products: the clipping norm as global_norm(..., by_products=True), for an
+            update XLA compiles for a CPU.
         Returns:
           float32 scalar: the global norm of the gradients before clipping.
         """
@@ -192,14 +216,16 @@ class AdamWeightDecay(tf.Module):
             gradients = [tf.where(tf.math.is_finite(g), g, tf.zeros_like(g)) for g in gradients]
         else:
             finite = None
-        gradients, global_norm = tf.clip_by_global_norm(gradients, clip_norm=CLIP_NORM)
+        gradients, norm = tf.clip_by_global_norm(
+            gradients, CLIP_NORM, use_norm=global_norm(gradients, norm_by_products)
+        )
         if replica_context is None:
             self._apply(tf.distribute.get_strategy(), gradients, step, finite)
         else:
             replica_context.merge_call(self._apply, args=(gradients, step, finite))
         if loss_scale is not None:
             loss_scale.update(finite)
-        return global_norm
+        return norm
 
     def _apply(self, strategy, gradients, step, finite):
         """Cross-replica: updates each variable and its slots on every device that holds a copy.

@@ -676,8 +676,17 @@ class Trainer:
                     loss_with_metrics, variables, features, accumulation, self.loss_scale
                 )
 
+        # On one device XLA compiles the update (below), for a CPU unless a GPU or TPU is used.
+        update_compiled_for_cpu = (
+            self.strategy.num_replicas_in_sync == 1
+            and not self.for_tpu
+            and not tf.config.list_logical_devices("GPU")
+        )
+
         def apply_gradients(gradients):
-            self.optimizer.apply_gradients(gradients, self.global_step, self.loss_scale)
+            self.optimizer.apply_gradients(
+                gradients, self.global_step, self.loss_scale, update_compiled_for_cpu
+            )
 
         if not (self.for_tpu or self.use_xla) and self.strategy.num_replicas_in_sync == 1:
             # Compiled, the update is one fused pass per variable: op by op, AdamW reads and

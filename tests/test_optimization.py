@@ -60,8 +60,10 @@ def numpy_steps(
 
 
 @pytest.mark.parametrize("kind", ["adamw", "lamb"])
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_update_rule_equals_numpy_over_12_steps(kind, jit_compile):
+@pytest.mark.parametrize(
+    "jit_compile, norm_by_products", [(False, False), (True, False), (True, True)]
+)
+def test_update_rule_equals_numpy_over_12_steps(kind, jit_compile, norm_by_products):
     rng = np.random.RandomState(0)
     initial = [rng.normal(size=shape).astype(np.float32) for _, shape in VARIABLES]
     # Some steps' gradients have global norm above 1, so clipping is exercised too.
@@ -84,7 +86,11 @@ def test_update_rule_equals_numpy_over_12_steps(kind, jit_compile):
     )
     expected = numpy_steps(kind, initial, gradients_per_step)
     for step, gradients in enumerate(gradients_per_step):
-        apply([tf.constant(g) for g in gradients], tf.constant(step, tf.int64))
+        apply(
+            [tf.constant(g) for g in gradients],
+            tf.constant(step, tf.int64),
+            norm_by_products=norm_by_products,
+        )
         for variable, want in zip(variables, expected[step]):
             np.testing.assert_allclose(
                 variable.numpy(), want, rtol=1e-6, atol=1e-7, err_msg=f"{variable.name} step {step}"
@@ -92,6 +98,27 @@ def test_update_rule_equals_numpy_over_12_steps(kind, jit_compile):
     assert sorted(optimizer.slot_variables()) == sorted(
         f"{name}/adam_{s}" for name, _ in VARIABLES for s in "mv"
     )
+
+
+@pytest.mark.parametrize("by_products", [False, True])
+def test_global_norm_equals_the_float64_norm_of_every_element(by_products):
+    """A scalar, a vector, matrices (BERT-Base's intermediate kernel among them) and a rank-3
+    tensor, compiled by XLA as the CPU update is; a non-finite element gives a non-finite norm,
+    which makes tf.clip_by_global_norm's gradients NaN as without a given norm."""
+    rng = np.random.RandomState(3)
+    shapes = [(), (7,), (3, 5), (768, 3072), (2, 3, 4)]
+    tensors = [rng.normal(size=shape).astype(np.float32) * 0.01 for shape in shapes]
+    want = np.sqrt(sum(np.sum(t.astype(np.float64) ** 2) for t in tensors))
+
+    @tf.function(jit_compile=True)
+    def norm(*tensors):
+        return optimization.global_norm(tensors, by_products)
+
+    assert abs(float(norm(*tensors)) - want) / want < 1e-6
+    tensors[2][1, 1] = np.inf
+    assert float(norm(*tensors)) == np.inf
+    tensors[2][1, 1] = np.nan
+    assert np.isnan(float(norm(*tensors)))
 
 
 def test_reference_sanity_case_reaches_the_target():
