@@ -543,11 +543,9 @@ class Trainer:
             isinstance(self.strategy, tf.distribute.TPUStrategy) if for_tpu is None else for_tpu
         )
         self.dynamic_padding = dynamic_padding and not self.for_tpu
-        self.fuse_layer_norm = (
-            cpu_kernels.onednn_on()
-            and not self.for_tpu
-            and not tf.config.list_logical_devices("GPU")
-        )
+        # Steps run on the host's CPU: no TPU, and no GPU for TensorFlow to place them on.
+        self.on_cpu = not self.for_tpu and not tf.config.list_logical_devices("GPU")
+        self.fuse_layer_norm = cpu_kernels.onednn_on() and self.on_cpu
         self.group_by_length = group_by_length
         self.chief = is_chief(self.strategy)
         file_io.prepare_output_dir(self.output_dir, lock=lock_output_dir and self.chief)
@@ -676,12 +674,8 @@ class Trainer:
                     loss_with_metrics, variables, features, accumulation, self.loss_scale
                 )
 
-        # On one device XLA compiles the update (below), for a CPU unless a GPU or TPU is used.
-        update_compiled_for_cpu = (
-            self.strategy.num_replicas_in_sync == 1
-            and not self.for_tpu
-            and not tf.config.list_logical_devices("GPU")
-        )
+        # On one device XLA compiles the update (below).
+        update_compiled_for_cpu = self.on_cpu and self.strategy.num_replicas_in_sync == 1
 
         def apply_gradients(gradients):
             self.optimizer.apply_gradients(
