@@ -662,27 +662,28 @@ class Trainer:
         several (their all-reduce runs between); on TensorFlow's kernels, the update alone on one.
         """
         variables = self.model.trainable_variables
+        compiled = self.use_xla or self.for_tpu
+        one_device = self.strategy.num_replicas_in_sync == 1
 
         def loss_with_metrics(features):
             loss, pairs = compute_loss(self.model, features)
             return loss, {**pairs, "loss": (loss, tf.constant(1.0))}
 
         def compute_gradients(features):
-            compiled = self.use_xla or self.for_tpu
             with modeling.compiled_by_xla() if compiled else self.tracing_for_kernels():
                 return optimization.accumulate_gradients(
                     loss_with_metrics, variables, features, accumulation, self.loss_scale
                 )
 
         # On one device XLA compiles the update (below).
-        update_compiled_for_cpu = self.on_cpu and self.strategy.num_replicas_in_sync == 1
+        update_compiled_for_cpu = self.on_cpu and one_device
 
         def apply_gradients(gradients):
             self.optimizer.apply_gradients(
                 gradients, self.global_step, self.loss_scale, update_compiled_for_cpu
             )
 
-        if not (self.for_tpu or self.use_xla) and self.strategy.num_replicas_in_sync == 1:
+        if not compiled and one_device:
             # Compiled, the update is one fused pass per variable: op by op, AdamW reads and
             # writes every weight a dozen times (MiniLM's update: 105-120 ms op by op, 44 ms
             # compiled). The gradients are dense, of the variables' shapes: one compilation for
@@ -697,7 +698,7 @@ class Trainer:
 
         if self.for_tpu or not self.use_xla:  # TPUStrategy compiles the whole loop itself
             return replica_step
-        if self.strategy.num_replicas_in_sync == 1:
+        if one_device:
             return tf.function(replica_step, jit_compile=True)
         # Several replicas: the gradients' all-reduce happens between the two.
         compute_gradients = tf.function(compute_gradients, jit_compile=True)
