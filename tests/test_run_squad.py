@@ -494,7 +494,7 @@ def answer_candidates(sentence):
     ]
 
 
-def extractive_set(articles, count, rng, unanswerable_share=0.0, window=4):
+def extractive_set(articles, count, rng, unanswerable_share=0.0, window=2):
     """A SQuAD set from real text: the context is `window` consecutive sentences of an article; the
     question is one of them with a year or a name replaced by when/what, and that year or name is
     the answer. Unanswerable questions are made the same way from a sentence of another article."""
@@ -585,9 +585,13 @@ def read_results(path):
 def test_fine_tunes_minilm_on_squad_built_from_real_text(
     minilm_checkpoint, enwiki_articles, tmp_path
 ):
-    """600 questions to train, 150 to predict, from Wikipedia articles (contexts of ~4 sentences,
-    ~130 word pieces: two spans at max_seq_length 128). EM and F1 must beat the first-candidate
-    baseline by 20 points (seen: baseline EM 15; EM 55, F1 66 after 2 epochs, in about 100 s)."""
+    """600 questions to train, 150 to predict, from Wikipedia articles (contexts of 2 sentences,
+    ~65 word pieces: one span at max_seq_length 128; several spans are checked against the
+    reference above). EM and F1 must beat the first-candidate baseline by 20 points (seen: baseline
+    EM 22; EM 60.0, 60.7, 64.7, 62.7 with --random_seed 12345, 1, 2, 3 after 2 epochs, about 110
+    s each). With contexts of 4 sentences (two spans, so about half the training windows point at
+    [CLS]) only the default seed left the loss plateau (~2.2) within the 75 steps: seeds 1 and 2
+    ended at EM 17 and 19 against a baseline of 15."""
     rng = random.Random(0)
     articles = [a for a in enwiki_articles if len(a) > 12]
     train, dev = extractive_set(articles, 600, rng), extractive_set(articles, 150, rng)
@@ -630,8 +634,10 @@ def test_squad_2_end_to_end_with_unanswerable_questions(
 ):
     """A third of the questions unanswerable (their sentence comes from another article), 600 to
     train (3 epochs) and 120 to predict with --null_score_diff_threshold=best, then predicting
-    alone from the output. F1 must beat abstaining on every question by 10 points (seen: F1 62
-    against 35, HasAns F1 41, NoAns 100, in about 130 s)."""
+    alone from the output. F1 must beat abstaining on every question by 10 points (seen: HasAns
+    F1 66.4, 68.7, 75.8 and NoAns 100 with --random_seed 12345, 1, 2, abstaining 36, about 140 s
+    each; seed 3 stayed on the loss plateau, HasAns F1 5, as seeds 1 and 2 did with contexts of 4
+    sentences)."""
     rng = random.Random(1)
     articles = [a for a in enwiki_articles if len(a) > 12]
     train, dev = (
