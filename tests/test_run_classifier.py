@@ -695,21 +695,30 @@ def test_fine_tunes_minilm_on_movie_review_polarity_from_checkpoint_and_hub_then
 def test_fine_tunes_minilm_on_a_sentence_pair_task_built_from_real_text(
     minilm_checkpoint, enwiki_articles, tmp_path
 ):
-    """Pairs of Wikipedia sentences in MRPC layout: label 1 when the second sentence follows the first
-    in its article, 0 when it comes from another article; 400 to train, 100 to evaluate (seen:
-    accuracy 0.77, F1 0.76, in about 80 s)."""
+    """Pairs of Wikipedia sentences in MRPC layout: label 1 when the second sentence is the first
+    with a third of its words left out (a near-paraphrase), 0 when it is another sentence of the
+    same article with as many words left out; 400 to train, 100 to evaluate (seen: accuracy 0.95,
+    0.98, 0.99, 0.99, 0.99 with --random_seed 12345, 1, 2, 3, 4). The task it replaces (is the
+    second sentence the next one or one from another article?) reached 0.50-0.75 over those seeds
+    here and 0.60-0.72 over six with transformers on the same recipe: it tested the seed, not
+    the pipeline."""
     articles = [a for a in enwiki_articles if len(a) > 10]
     rng = random.Random(1)
+
+    def shortened(sentence):
+        words = sentence.split()
+        kept = sorted(rng.sample(range(len(words)), len(words) - len(words) // 3))
+        return " ".join(words[i] for i in kept)
+
     rows = []
     for index in range(500):
         article = rng.randrange(len(articles))
         position = rng.randrange(len(articles[article]) - 1)
         first = articles[article][position]
         if index % 2:
-            second, label = articles[article][position + 1], "1"
+            second, label = shortened(first), "1"
         else:
-            other = rng.choice([a for a in range(len(articles)) if a != article])
-            second, label = rng.choice(articles[other]), "0"
+            second, label = shortened(articles[article][position + 1]), "0"
         rows.append([label, str(2 * index), str(2 * index + 1), first, second])
     header = ["Quality", "#1 ID", "#2 ID", "#1 String", "#2 String"]
     data = tmp_path / "pairs"
@@ -727,7 +736,7 @@ def test_fine_tunes_minilm_on_a_sentence_pair_task_built_from_real_text(
         f"--init_checkpoint={minilm_checkpoint}/bert_model.ckpt",
     )
     results = read_results(tmp_path / "out" / "eval_results.txt")
-    print(f"next-sentence pairs in MRPC layout: {results} in {seconds:.0f} s")
+    print(f"near-paraphrase pairs in MRPC layout: {results} in {seconds:.0f} s")
     assert sorted(results) == [
         "eval_accuracy",
         "eval_examples",
@@ -736,4 +745,4 @@ def test_fine_tunes_minilm_on_a_sentence_pair_task_built_from_real_text(
         "global_step",
         "loss",
     ]
-    assert results["eval_examples"] == 100 and results["eval_accuracy"] >= 0.7
+    assert results["eval_examples"] == 100 and results["eval_accuracy"] >= 0.85
