@@ -696,12 +696,12 @@ def test_fine_tunes_minilm_on_a_sentence_pair_task_built_from_real_text(
     minilm_checkpoint, enwiki_articles, tmp_path
 ):
     """Pairs of Wikipedia sentences in MRPC layout: label 1 when the second sentence is the first
-    with a third of its words left out (a near-paraphrase), 0 when it is another sentence of the
-    same article with as many words left out; 400 to train, 100 to evaluate (seen: accuracy 0.95,
-    0.98, 0.99, 0.99, 0.99 with --random_seed 12345, 1, 2, 3, 4). The task it replaces (is the
-    second sentence the next one or one from another article?) reached 0.50-0.75 over those seeds
-    here and 0.60-0.72 over six with transformers on the same recipe: it tested the seed, not
-    the pipeline."""
+    with a third of its words left out (a near-paraphrase), 0 when it is the sentence after the
+    first in its article with as many words left out; 400 to train, 100 to evaluate (seen:
+    accuracy 0.95, 0.98, 0.99, 0.99, 0.99 with --random_seed 12345, 1, 2, 3, 4). The task it
+    replaces (is the second sentence the next one or one from another article?) reached
+    0.50-0.75 over those seeds here and 0.60-0.72 over six with transformers on the same recipe:
+    it tested the seed, not the pipeline."""
     articles = [a for a in enwiki_articles if len(a) > 10]
     rng = random.Random(1)
 
